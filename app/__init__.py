@@ -1,0 +1,136 @@
+"""Application factory: configuration, extensions, blueprints, error pages and CLI."""
+from __future__ import annotations
+
+from flask import Flask, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from config import INSECURE_DEV_KEY, Config, config_from_env
+
+ERROR_MESSAGES = {
+    400: "リクエストの形式が正しくありません。",
+    401: "ログインが必要です。",
+    403: "この操作を行う権限がありません。",
+    404: "ページが見つかりません。",
+    405: "この方法では操作できません。",
+    413: "送信されたデータが大きすぎます。",
+    415: "Content-Type が正しくありません。",
+    500: "サーバーでエラーが発生しました。",
+}
+
+
+def create_app(config_class: type[Config] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config_class or config_from_env())
+    app.config.from_prefixed_env()
+    _check_production_secret(app)
+    app.json.ensure_ascii = False
+
+    from app.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(_project_dir() / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    _ensure_sqlite_dir(app)
+
+    from app import models  # noqa: F401  (register the models with the metadata)
+    from app.api import bp as api_bp
+    from app.auth import bp as auth_bp
+    from app.cases import bp as cases_bp
+    from app.questions import bp as questions_bp
+    from app.admin import bp as admin_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(questions_bp)
+    app.register_blueprint(cases_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(api_bp)
+    csrf.exempt(api_bp)
+
+    from app.templating import register_template_helpers
+
+    register_template_helpers(app)
+    _register_error_handlers(app)
+    _register_home(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _project_dir():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parent.parent
+
+
+def _check_production_secret(app: Flask) -> None:
+    key = app.config.get("SECRET_KEY")
+    if app.config.get("REQUIRE_SECRET_KEY"):
+        if not key or key == INSECURE_DEV_KEY or len(str(key)) < 32:
+            raise RuntimeError(
+                "Production needs a real secret key: set FLASK_SECRET_KEY to at least 32 random characters "
+                "(python -c 'import secrets; print(secrets.token_hex(32))')."
+            )
+
+
+def _ensure_sqlite_dir(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///") and uri != "sqlite://":
+        from pathlib import Path
+
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from app.api.errors import json_error
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        message = "フォームの有効期限が切れたか、不正な送信です。ページを再読み込みしてからもう一度送信してください。"
+        return render_template("error.html", code=400, message=message), 400
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        code = error.code or 500
+        if _wants_json():
+            return json_error(code, _json_code(code), ERROR_MESSAGES.get(code, error.description))
+        return render_template("error.html", code=code, message=ERROR_MESSAGES.get(code, error.name)), code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        if isinstance(error, HTTPException):
+            return http_error(error)
+        app.logger.exception("unhandled error")
+        from app.extensions import db
+
+        db.session.rollback()
+        if _wants_json():
+            return json_error(500, "internal_error", ERROR_MESSAGES[500])
+        return render_template("error.html", code=500, message=ERROR_MESSAGES[500]), 500
+
+
+def _json_code(status: int) -> str:
+    return {
+        400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+        405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+    }.get(status, "error")
+
+
+def _register_home(app: Flask) -> None:
+    @app.get("/")
+    def home():
+        if not current_user.is_authenticated:
+            return redirect(url_for("auth.login"))
+        if current_user.role == "helpdesk":
+            return redirect(url_for("questions.queue"))
+        if current_user.role == "admin":
+            return redirect(url_for("admin.municipalities"))
+        return redirect(url_for("questions.index"))

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from flask import abort, flash, redirect, render_template, url_for
+from sqlalchemy import select
+
+from app import policy
+from app.admin import bp
+from app.admin.forms import NeighbourForm, UnlinkForm
+from app.extensions import db
+from app.models import Municipality
+from app.services import municipalities as municipality_service
+from app.services.errors import ServiceError
+from app.web import role_required
+
+
+def _municipalities() -> list[Municipality]:
+    return db.session.scalars(select(Municipality).order_by(Municipality.is_observer, Municipality.code)).all()
+
+
+@bp.get("/municipalities")
+@role_required(policy.can_administer)
+def municipalities():
+    items = _municipalities()
+    form = NeighbourForm()
+    choices = [(m.id, f"{m.name}（{m.code}）") for m in items]
+    form.first.choices = choices
+    form.second.choices = choices
+    by_id = {m.id: m for m in items}
+    neighbours = {
+        mid: sorted((by_id[n] for n in ids), key=lambda m: m.code)
+        for mid, ids in municipality_service.neighbour_map().items()
+    }
+    return render_template(
+        "admin/municipalities.html", municipalities=items, neighbours=neighbours, form=form,
+        unlink_form=UnlinkForm(formdata=None),
+    )
+
+
+def _get_municipality(municipality_id: int | None) -> Municipality:
+    municipality = db.session.get(Municipality, municipality_id) if municipality_id else None
+    if municipality is None:
+        abort(400)
+    return municipality
+
+
+@bp.post("/neighbours")
+@role_required(policy.can_administer)
+def link():
+    form = NeighbourForm()
+    form.first.choices = form.second.choices = []
+    if not form.validate_on_submit():
+        abort(400)
+    a, b = _get_municipality(form.first.data), _get_municipality(form.second.data)
+    try:
+        municipality_service.link(a, b)
+    except ServiceError as error:
+        db.session.rollback()
+        flash(" ".join(error.errors.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{a.name}と{b.name}を近隣に設定しました。", "success")
+    return redirect(url_for("admin.municipalities"))
+
+
+@bp.post("/neighbours/<int:first_id>/<int:second_id>/delete")
+@role_required(policy.can_administer)
+def unlink(first_id: int, second_id: int):
+    if not UnlinkForm().validate_on_submit():
+        abort(400)
+    a, b = _get_municipality(first_id), _get_municipality(second_id)
+    try:
+        municipality_service.unlink(a, b)
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{a.name}と{b.name}の近隣設定を解除しました。", "success")
+    return redirect(url_for("admin.municipalities"))

@@ -1,0 +1,291 @@
+"""The OpenAPI 3 description of API v1. A test checks that it and the app's routes agree."""
+from __future__ import annotations
+
+from copy import deepcopy
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        }
+    },
+}
+
+_MUNICIPALITY = {
+    "type": "object",
+    "nullable": True,
+    "properties": {"code": {"type": "string"}, "name": {"type": "string"}},
+}
+
+_AUTHOR = {
+    "type": "object",
+    "properties": {"username": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}},
+}
+
+_POST = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "body": {"type": "string"},
+        "body_html": {"type": "string"},
+        "author": {"$ref": "#/components/schemas/Author"},
+        "created_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+_TAGS = {"type": "array", "items": {"type": "string"}}
+_STATUS = {"type": "string", "enum": ["open", "answered", "resolved", "closed"]}
+_CONSENT = {"type": "string", "enum": ["private", "neighbours", "all"]}
+
+_QUESTION_SUMMARY = {
+    "type": "object",
+    "required": ["id", "title", "status", "category", "tags", "sharing_consent"],
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "status": _STATUS,
+        "category": {"type": "string", "description": "category slug"},
+        "tags": _TAGS,
+        "municipality": {"$ref": "#/components/schemas/Municipality"},
+        "sharing_consent": _CONSENT,
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+
+_QUESTION = {
+    "allOf": [
+        {"$ref": "#/components/schemas/QuestionSummary"},
+        {
+            "type": "object",
+            "required": ["body", "body_html", "answers", "comments"],
+            "properties": {
+                "body": {"type": "string"},
+                "body_html": {"type": "string", "description": "cleaned HTML, as pages show it"},
+                "asker": {"$ref": "#/components/schemas/Author"},
+                "resolved_answer_id": {"type": "integer", "nullable": True},
+                "resolved_at": {"type": "string", "format": "date-time", "nullable": True},
+                "case_id": {"type": "integer", "nullable": True},
+                "answers": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+                "comments": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+            },
+        },
+    ]
+}
+
+_CASE_TEXT = ["issue", "environment", "cause", "resolution"]
+_CASE = {
+    "type": "object",
+    "required": ["id", "title", "state", "category", "tags", "published_at", "updated_at"]
+    + _CASE_TEXT + [f"{f}_html" for f in _CASE_TEXT],
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "title_html": {"type": "string"},
+        "state": {"type": "string", "enum": ["draft", "published", "archived"]},
+        "category": {"type": "string"},
+        "category_name": {"type": "string"},
+        "tags": _TAGS,
+        "municipality": {"$ref": "#/components/schemas/Municipality"},
+        "question_id": {"type": "integer", "nullable": True},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "published_at": {"type": "string", "format": "date-time", "nullable": True},
+        **{f: {"type": "string"} for f in _CASE_TEXT},
+        **{f"{f}_html": {"type": "string"} for f in _CASE_TEXT},
+    },
+}
+
+
+def _error_responses(*codes: int) -> dict:
+    text = {
+        400: "invalid input (malformed JSON, invalid UTF-8, bad parameter)",
+        401: "missing or bad token",
+        403: "action not allowed",
+        404: "object not found or not visible to the caller",
+        409: "state conflict",
+        413: "request too large",
+        415: "body is not application/json",
+        422: "validation failed; `fields` names each problem",
+    }
+    return {
+        str(code): {"description": text[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for code in codes
+    }
+
+
+def _json(schema_ref: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+def _body(properties: dict, required: list[str] | None = None) -> dict:
+    schema: dict = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+_ID = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}  # noqa: E731
+_PAGING = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+]
+
+_DOCUMENT = {
+    "openapi": "3.0.3",
+    "info": {
+        "title": "県・市町 情報システム相談窓口と事例ライブラリ API",
+        "version": "1.0.0",
+        "description": "Token authentication: `Authorization: Bearer <token>` (create one with "
+        "`flask --app app tokens create USERNAME`). Every error is `{\"error\": {\"code\", \"message\"}}`.",
+    },
+    "servers": [{"url": "/api/v1"}],
+    "security": [{"bearerAuth": []}],
+    "paths": {
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "security": [],
+                "responses": {"200": {"description": "OpenAPI 3 document", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }
+        },
+        "/questions": {
+            "get": {
+                "summary": "Questions the caller may see, newest first",
+                "parameters": [{"name": "status", "in": "query", "schema": _STATUS}] + _PAGING,
+                "responses": {
+                    "200": {
+                        "description": "a page of questions",
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["total", "results"],
+                            "properties": {
+                                "total": {"type": "integer"},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "results": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionSummary"}},
+                            },
+                        }}},
+                    },
+                    **_error_responses(400, 401),
+                },
+            },
+            "post": {
+                "summary": "Ask a question (municipal staff)",
+                "requestBody": _body({
+                    "title": {"type": "string", "maxLength": 200},
+                    "body": {"type": "string", "maxLength": 100000, "description": "Markdown"},
+                    "category": {"type": "string", "description": "slug (network, security, optimization) or Japanese name"},
+                    "tags": {"oneOf": [_TAGS, {"type": "string"}]},
+                    "sharing_consent": _CONSENT,
+                }, ["title", "body", "category"]),
+                "responses": {
+                    "201": _json("#/components/schemas/Question", "the new question"),
+                    **_error_responses(400, 401, 403, 413, 415, 422),
+                },
+            },
+        },
+        "/questions/{question_id}": {
+            "get": {
+                "summary": "A question thread with answers and comments",
+                "parameters": [_ID("question_id")],
+                "responses": {"200": _json("#/components/schemas/Question", "the thread"), **_error_responses(401, 404)},
+            }
+        },
+        "/questions/{question_id}/answers": {
+            "post": {
+                "summary": "Answer a question (help desk)",
+                "parameters": [_ID("question_id")],
+                "requestBody": _body({"body": {"type": "string"}}, ["body"]),
+                "responses": {
+                    "201": {"description": "the answer's id", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["id"],
+                        "properties": {"id": {"type": "integer"}, "question_id": {"type": "integer"}, "status": _STATUS},
+                    }}}},
+                    **_error_responses(400, 401, 403, 404, 413, 415, 422),
+                },
+            }
+        },
+        "/questions/{question_id}/comments": {
+            "post": {
+                "summary": "Comment on a thread (asking municipality or help desk)",
+                "parameters": [_ID("question_id")],
+                "requestBody": _body({"body": {"type": "string"}}, ["body"]),
+                "responses": {
+                    "201": {"description": "the comment's id", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["id"],
+                        "properties": {"id": {"type": "integer"}, "question_id": {"type": "integer"}},
+                    }}}},
+                    **_error_responses(400, 401, 403, 404, 413, 415, 422),
+                },
+            }
+        },
+        "/questions/{question_id}/resolve": {
+            "post": {
+                "summary": "Mark the resolving answer; creates a draft case from the thread",
+                "parameters": [_ID("question_id")],
+                "requestBody": _body({"answer_id": {"type": "integer"}}, ["answer_id"]),
+                "responses": {
+                    "201": _json("#/components/schemas/Case", "the draft case"),
+                    **_error_responses(400, 401, 403, 404, 409, 415, 422),
+                },
+            }
+        },
+        "/cases/{case_id}": {
+            "get": {
+                "summary": "A case",
+                "parameters": [_ID("case_id")],
+                "responses": {"200": _json("#/components/schemas/Case", "the case"), **_error_responses(401, 404)},
+            },
+            "patch": {
+                "summary": "Edit a case (help desk); only the given fields change",
+                "parameters": [_ID("case_id")],
+                "requestBody": _body({
+                    "title": {"type": "string"},
+                    **{f: {"type": "string"} for f in _CASE_TEXT},
+                    "category": {"type": "string"},
+                    "tags": {"oneOf": [_TAGS, {"type": "string"}]},
+                }),
+                "responses": {
+                    "200": _json("#/components/schemas/Case", "the changed case"),
+                    **_error_responses(400, 401, 403, 404, 413, 415, 422),
+                },
+            },
+        },
+        "/cases/{case_id}/publish": {
+            "post": {
+                "summary": "Publish a draft case (help desk)",
+                "parameters": [_ID("case_id")],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "responses": {
+                    "200": _json("#/components/schemas/Case", "the published case"),
+                    **_error_responses(400, 401, 403, 404, 409, 415, 422),
+                },
+            }
+        },
+    },
+    "components": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Error": _ERROR,
+            "Municipality": _MUNICIPALITY,
+            "Author": _AUTHOR,
+            "Post": _POST,
+            "QuestionSummary": _QUESTION_SUMMARY,
+            "Question": _QUESTION,
+            "Case": _CASE,
+        },
+    },
+}
+
+
+def openapi_document() -> dict:
+    return deepcopy(_DOCUMENT)

@@ -1,0 +1,187 @@
+"""JSON API v1. Thin handlers: parse, load through policy-scoped getters, call a service, commit."""
+from __future__ import annotations
+
+import json
+
+from flask import current_app, request
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
+
+from app import policy
+from app.api import bp
+from app.api.auth import api_user, token_required
+from app.api.errors import ApiError, json_error
+from app.api.openapi import openapi_document
+from app.api.serializers import case_json, question_json, question_summary_json
+from app.extensions import db
+from app.models import Case, Question, QuestionStatus
+from app.services import cases as case_service
+from app.services import questions as question_service
+from app.services.errors import ServiceError
+
+MAX_PER_PAGE = 100
+
+
+@bp.errorhandler(ApiError)
+def handle_api_error(error: ApiError):
+    db.session.rollback()
+    return json_error(error.status, error.code, error.message, **error.extra)
+
+
+@bp.errorhandler(ServiceError)
+def handle_service_error(error: ServiceError):
+    db.session.rollback()
+    extra = {"fields": error.errors} if error.errors else {}
+    return json_error(error.status, error.code, error.message, **extra)
+
+
+def json_body() -> dict:
+    """The request's JSON object ({} for an empty body), or a clear 400/413/415."""
+
+    try:
+        raw = request.get_data(cache=True)
+    except HTTPException as error:
+        if error.code == 413:
+            raise ApiError(413, "payload_too_large", "送信されたデータが大きすぎます。") from None
+        raise
+    if not raw:
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Content-Type: application/json で送信してください。")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_encoding", "本文は UTF-8 で送信してください。") from None
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        raise ApiError(400, "malformed_json", f"JSON の形式が正しくありません: {error}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "JSON オブジェクトを送信してください。")
+    return data
+
+
+def paging() -> tuple[int, int]:
+    def number(name: str, default: int, maximum: int | None) -> int:
+        raw = request.args.get(name)
+        if raw in (None, ""):
+            return default
+        if not raw.isdigit() or int(raw) < 1 or (maximum and int(raw) > maximum):
+            limit = f"1〜{maximum}" if maximum else "1以上"
+            raise ApiError(400, "invalid_parameter", f"{name} は{limit}の整数で指定してください。")
+        return int(raw)
+
+    return number("page", 1, None), number("per_page", current_app.config["PER_PAGE"], MAX_PER_PAGE)
+
+
+def list_response(query, serialize):
+    page, per_page = paging()
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.scalars(query.limit(per_page).offset((page - 1) * per_page)).all()
+    return {"total": total, "page": page, "per_page": per_page, "results": [serialize(r) for r in rows]}
+
+
+def visible_question(question_id: int) -> Question:
+    question = policy.get_visible_question(api_user(), question_id)
+    if question is None:
+        raise ApiError(404, "not_found", "相談が見つかりません。")
+    return question
+
+
+def visible_case(case_id: int) -> Case:
+    case = policy.get_visible_case(api_user(), case_id)
+    if case is None:
+        raise ApiError(404, "not_found", "事例が見つかりません。")
+    return case
+
+
+@bp.get("/openapi.json")
+def openapi():
+    return openapi_document()
+
+
+@bp.post("/questions")
+@token_required
+def create_question():
+    question = question_service.ask_question(api_user(), json_body())
+    db.session.commit()
+    return question_json(question), 201
+
+
+@bp.get("/questions")
+@token_required
+def list_questions():
+    query = select(Question).where(policy.visible_questions_clause(api_user()))
+    status = request.args.get("status")
+    if status:
+        if status not in {s.value for s in QuestionStatus}:
+            raise ApiError(400, "invalid_parameter", "status は open・answered・resolved・closed のいずれかです。")
+        query = query.where(Question.status == status)
+    query = query.order_by(Question.created_at.desc(), Question.id.desc())
+    return list_response(query, question_summary_json)
+
+
+@bp.get("/questions/<int:question_id>")
+@token_required
+def get_question(question_id: int):
+    return question_json(visible_question(question_id))
+
+
+@bp.post("/questions/<int:question_id>/answers")
+@token_required
+def create_answer(question_id: int):
+    question = visible_question(question_id)
+    answer = question_service.post_answer(api_user(), question, json_body())
+    db.session.commit()
+    return {"id": answer.id, "question_id": question.id, "status": question.status}, 201
+
+
+@bp.post("/questions/<int:question_id>/comments")
+@token_required
+def create_comment(question_id: int):
+    question = visible_question(question_id)
+    comment = question_service.post_comment(api_user(), question, json_body())
+    db.session.commit()
+    return {"id": comment.id, "question_id": question.id}, 201
+
+
+@bp.post("/questions/<int:question_id>/resolve")
+@token_required
+def resolve_question(question_id: int):
+    question = visible_question(question_id)
+    case = question_service.resolve_question(api_user(), question, json_body().get("answer_id"))
+    db.session.commit()
+    return case_json(case), 201
+
+
+@bp.get("/cases/<int:case_id>")
+@token_required
+def get_case(case_id: int):
+    return case_json(visible_case(case_id))
+
+
+@bp.patch("/cases/<int:case_id>")
+@token_required
+def update_case(case_id: int):
+    case = visible_case(case_id)
+    if not policy.can_edit_case(api_user(), case):
+        raise ApiError(403, "forbidden", "この事例を編集することはできません。")
+    data = json_body()
+    allowed = {"title", "issue", "environment", "cause", "resolution", "category", "tags"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(422, "validation_failed", f"変更できない項目です: {', '.join(unknown)}",
+                       fields={k: "変更できない項目です。" for k in unknown})
+    case_service.update_case(api_user(), case, data)
+    db.session.commit()
+    return case_json(case)
+
+
+@bp.post("/cases/<int:case_id>/publish")
+@token_required
+def publish_case(case_id: int):
+    case = visible_case(case_id)
+    json_body()
+    case_service.publish_case(api_user(), case)
+    db.session.commit()
+    return case_json(case)

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+
+from app.auth import bp
+from app.auth.forms import LoginForm, PasswordForm
+from app.extensions import db, login_manager
+from app.models import User
+from app.services import accounts
+from app.services.errors import ValidationFailed
+from app.web import apply_service_error
+
+
+@login_manager.user_loader
+def load_user(session_id: str) -> User | None:
+    """Session ids are ``<user id>:<session token>``: a password change or disable ends old sessions."""
+    user_id, _, token = session_id.partition(":")
+    if not user_id.isdigit() or not token:
+        return None
+    user = db.session.scalar(select(User).where(User.id == int(user_id)))
+    if user is None or not user.is_enabled or user.session_token != token:
+        return None
+    return user
+
+
+def _safe_next(target: str | None) -> str | None:
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("home"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = accounts.authenticate(form.username.data or "", form.password.data or "")
+        if user is None:
+            current_app.logger.info("login failed for %r from %s", form.username.data, request.remote_addr)
+            form.password.errors = ["ユーザー名またはパスワードが正しくないか、アカウントが無効です。"]
+        else:
+            session.clear()  # a fresh session at login
+            login_user(user)
+            session.permanent = True
+            current_app.logger.info("login ok for %r from %s", user.username, request.remote_addr)
+            flash(f"{user.label} さん、ようこそ。", "success")
+            return redirect(_safe_next(request.args.get("next")) or url_for("home"))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    session.clear()
+    flash("ログアウトしました。", "success")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = PasswordForm()
+    if form.validate_on_submit():
+        try:
+            accounts.change_password(
+                current_user, form.current_password.data, form.new_password.data, form.confirm_password.data
+            )
+        except ValidationFailed as error:
+            db.session.rollback()
+            apply_service_error(form, error)
+        else:
+            db.session.commit()
+            login_user(current_user._get_current_object())  # the session id follows the new token
+            flash("パスワードを変更しました。", "success")
+            return redirect(url_for("home"))
+    return render_template("auth/password.html", form=form)

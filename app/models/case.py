@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import utcnow
+from app.models.municipality import Municipality
+from app.models.question import Question
+from app.models.taxonomy import Category, Tag, case_tags
+from app.models.user import User
+
+
+class CaseState(str, enum.Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+    @property
+    def label(self) -> str:
+        return {"draft": "下書き", "published": "公開", "archived": "アーカイブ"}[self.value]
+
+
+# The KCS-shaped text fields of a case, in display order, with their Japanese labels.
+CASE_TEXT_FIELDS = (
+    ("issue", "症状・質問"),
+    ("environment", "環境"),
+    ("cause", "原因"),
+    ("resolution", "対応"),
+)
+
+
+class Case(db.Model):
+    """Reusable knowledge curated from a resolved question."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    issue: Mapped[str] = mapped_column(Text, default="")
+    environment: Mapped[str] = mapped_column(Text, default="")
+    cause: Mapped[str] = mapped_column(Text, default="")
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+    # None: owned by the prefecture help desk itself.
+    municipality_id: Mapped[int | None] = mapped_column(
+        ForeignKey("municipalities.id", ondelete="RESTRICT"), index=True
+    )
+    question_id: Mapped[int | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL"), unique=True
+    )
+    state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value, index=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+    category: Mapped[Category] = relationship()
+    municipality: Mapped[Municipality | None] = relationship()
+    question: Mapped[Question | None] = relationship()
+    tags: Mapped[list[Tag]] = relationship(secondary=case_tags, order_by="Tag.name")
+    created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
+    updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
+
+    @property
+    def state_enum(self) -> CaseState:
+        return CaseState(self.state)

@@ -1,0 +1,55 @@
+"""Markdown -> HTML -> bleach, with the single allowlist. Every user text is rendered here."""
+from __future__ import annotations
+
+import bleach
+import markdown
+from bleach.linkifier import Linker
+from markupsafe import Markup
+
+ALLOWED_TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "ins", "kbd", "li", "ol", "p", "pre", "s", "span",
+    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+})
+
+ALLOWED_ATTRIBUTES = {
+    "a": ["href", "title"],
+    "abbr": ["title"],
+    "td": ["align"],
+    "th": ["align"],
+    "code": ["class"],
+    "div": ["class"],
+    "span": ["class"],
+}
+
+# No javascript:, data:, vbscript: or anything else: only these survive in href. Images are not
+# allowed at all: a page on a closed network must not fetch anything from outside.
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
+
+MARKDOWN_EXTENSIONS = ["fenced_code", "tables", "sane_lists", "nl2br"]
+
+
+def _link_attributes(attrs, new=False):
+    href_key = (None, "href")
+    if href_key in attrs:
+        attrs[(None, "rel")] = "noopener nofollow"
+    return attrs
+
+
+_cleaner = bleach.Cleaner(
+    tags=ALLOWED_TAGS,
+    attributes=ALLOWED_ATTRIBUTES,
+    protocols=ALLOWED_PROTOCOLS,
+    strip=False,  # a pasted <script> is shown as text, as typed, never run
+    strip_comments=True,
+)
+_linker = Linker(callbacks=[_link_attributes], skip_tags={"pre", "code"}, parse_email=False)
+
+
+def render_markdown(text: str | None) -> Markup:
+    """Render user Markdown to HTML that is safe to put in a page."""
+    if not text:
+        return Markup("")
+    html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
+    cleaned = _cleaner.clean(html)
+    return Markup(_linker.linkify(cleaned))

@@ -1,0 +1,1 @@
+"""Services change domain objects and flush; the request handler commits once."""

@@ -1,0 +1,167 @@
+"""Accounts: password hashing (argon2id), users and API tokens."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ROLES_WITH_MUNICIPALITY, ApiToken, Municipality, Role, User, utcnow
+from app.services.errors import Conflict, ValidationFailed
+
+# A fixed hash to verify against when the user does not exist, so timing does not reveal names.
+_DUMMY_PASSWORD = "not-a-real-password"
+
+
+def _hasher() -> PasswordHasher:
+    cfg = current_app.config
+    return PasswordHasher(
+        time_cost=cfg["ARGON2_TIME_COST"],
+        memory_cost=cfg["ARGON2_MEMORY_COST"],
+        parallelism=cfg["ARGON2_PARALLELISM"],
+    )
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher().verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def password_problem(password: str) -> str | None:
+    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
+    if not isinstance(password, str) or len(password) < minimum:
+        return f"パスワードは{minimum}文字以上にしてください。"
+    if len(password) > 256:
+        return "パスワードは256文字以内にしてください。"
+    return None
+
+
+def new_session_token() -> str:
+    return secrets.token_hex(16)
+
+
+def find_municipality(value: str | None) -> Municipality | None:
+    """A municipality by its 6-digit code, its 5-digit code or its name."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit() and len(value) == 5:
+        return db.session.scalar(select(Municipality).where(Municipality.code.startswith(value)))
+    return db.session.scalar(
+        select(Municipality).where((Municipality.code == value) | (Municipality.name == value))
+    )
+
+
+def get_user(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == username))
+
+
+def create_user(username: str, password: str, role: str, municipality: Municipality | None = None,
+                display_name: str = "") -> User:
+    errors: dict[str, str] = {}
+    username = (username or "").strip()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        errors["username"] = "ユーザー名は空白を含まない64文字以内で入力してください。"
+    elif get_user(username) is not None:
+        raise Conflict(f"ユーザー名「{username}」はすでに使われています。")
+    try:
+        role_enum = Role(role)
+    except ValueError:
+        errors["role"] = "役割は municipal・helpdesk・viewer・admin のいずれかです。"
+        role_enum = None
+    if role_enum in ROLES_WITH_MUNICIPALITY and municipality is None:
+        errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
+    if role_enum is Role.MUNICIPAL and municipality is not None and municipality.is_observer:
+        errors["municipality"] = "オブザーバー団体の職員は閲覧者（viewer）として登録してください。"
+    problem = password_problem(password)
+    if problem:
+        errors["password"] = problem
+    if errors:
+        raise ValidationFailed(errors)
+    user = User(
+        username=username,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        role=role_enum.value,
+        municipality=municipality if role_enum in ROLES_WITH_MUNICIPALITY else None,
+        is_enabled=True,
+        session_token=new_session_token(),
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def authenticate(username: str, password: str) -> User | None:
+    user = get_user((username or "").strip())
+    if user is None:
+        verify_password(hash_password(_DUMMY_PASSWORD), password or "")
+        return None
+    if not verify_password(user.password_hash, password or ""):
+        return None
+    if not user.is_enabled:
+        return None
+    return user
+
+
+def change_password(user: User, current: str, new: str, confirm: str) -> None:
+    errors: dict[str, str] = {}
+    if not verify_password(user.password_hash, current or ""):
+        errors["current_password"] = "現在のパスワードが正しくありません。"
+    problem = password_problem(new)
+    if problem:
+        errors["new_password"] = problem
+    elif new != confirm:
+        errors["confirm_password"] = "確認用のパスワードが一致しません。"
+    if errors:
+        raise ValidationFailed(errors)
+    user.password_hash = hash_password(new)
+    user.session_token = new_session_token()
+    db.session.flush()
+
+
+def disable_user(user: User) -> None:
+    user.is_enabled = False
+    user.session_token = new_session_token()
+    db.session.flush()
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(user: User) -> str:
+    """A new random token for the user; only its digest is stored."""
+    token = secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user=user, digest=token_digest(token)))
+    db.session.flush()
+    return token
+
+
+def revoke_tokens(user: User) -> int:
+    count = 0
+    for token in user.tokens:
+        if token.revoked_at is None:
+            token.revoked_at = utcnow()
+            count += 1
+    db.session.flush()
+    return count
+
+
+def user_for_token(token: str) -> User | None:
+    row = db.session.scalar(select(ApiToken).where(ApiToken.digest == token_digest(token)))
+    if row is None or row.revoked_at is not None or not row.user.is_enabled:
+        return None
+    return row.user

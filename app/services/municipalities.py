@@ -1,0 +1,62 @@
+"""Municipalities, their groups and the symmetric neighbour relation."""
+from __future__ import annotations
+
+from sqlalchemy import delete, or_, select
+
+from app.extensions import db
+from app.models import Municipality, NeighbourLink
+from app.services.errors import Conflict, ValidationFailed
+
+CHECK_WEIGHTS = (6, 5, 4, 3, 2)
+
+
+def check_digit(code5: str) -> int:
+    """The check digit of a 全国地方公共団体コード: weights 6..2, (11 - sum mod 11) mod 10."""
+    total = sum(int(d) * w for d, w in zip(code5, CHECK_WEIGHTS))
+    return (11 - total % 11) % 10
+
+
+def is_valid_code(code: str) -> bool:
+    return len(code) == 6 and code.isdigit() and check_digit(code[:5]) == int(code[5])
+
+
+def _pair(a: Municipality, b: Municipality) -> tuple[int, int]:
+    if a.id == b.id:
+        raise ValidationFailed({"municipality": "同じ市町どうしは近隣に設定できません。"})
+    return (a.id, b.id) if a.id < b.id else (b.id, a.id)
+
+
+def link(a: Municipality, b: Municipality) -> NeighbourLink:
+    low, high = _pair(a, b)
+    existing = db.session.scalar(select(NeighbourLink).where(NeighbourLink.low_id == low, NeighbourLink.high_id == high))
+    if existing is not None:
+        raise Conflict(f"{a.name}と{b.name}はすでに近隣です。")
+    row = NeighbourLink(low_id=low, high_id=high)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def unlink(a: Municipality, b: Municipality) -> None:
+    low, high = _pair(a, b)
+    result = db.session.execute(delete(NeighbourLink).where(NeighbourLink.low_id == low, NeighbourLink.high_id == high))
+    if result.rowcount == 0:
+        raise Conflict(f"{a.name}と{b.name}は近隣に設定されていません。")
+    db.session.flush()
+
+
+def neighbour_ids(municipality_id: int) -> set[int]:
+    rows = db.session.execute(
+        select(NeighbourLink.low_id, NeighbourLink.high_id).where(
+            or_(NeighbourLink.low_id == municipality_id, NeighbourLink.high_id == municipality_id)
+        )
+    )
+    return {high if low == municipality_id else low for low, high in rows}
+
+
+def neighbour_map() -> dict[int, list[int]]:
+    result: dict[int, list[int]] = {}
+    for low, high in db.session.execute(select(NeighbourLink.low_id, NeighbourLink.high_id)):
+        result.setdefault(low, []).append(high)
+        result.setdefault(high, []).append(low)
+    return result

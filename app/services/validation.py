@@ -1,0 +1,113 @@
+"""Input rules shared by the forms and the API, so both say the same thing in the same words."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Category, SharingConsent, Tag
+
+TAG_SEPARATORS = re.compile(r"[,、，]")
+MAX_TAGS = 10
+MAX_TAG_CHARS = 30
+
+
+def normalise_tag(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip()
+
+
+def clean_title(value, errors: dict[str, str], field: str = "title", required: bool = True) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if value is not None and not isinstance(value, str):
+        errors[field] = "件名は文字列で入力してください。"
+    elif required and not text:
+        errors[field] = "件名を入力してください。"
+    elif len(text) > current_app.config["MAX_TITLE_CHARS"]:
+        errors[field] = f"件名は{current_app.config['MAX_TITLE_CHARS']}文字以内で入力してください。"
+    return text
+
+
+def clean_body(value, errors: dict[str, str], field: str = "body", label: str = "本文",
+               required: bool = True) -> str:
+    if value is not None and not isinstance(value, str):
+        errors[field] = f"{label}は文字列で入力してください。"
+        return ""
+    text = (value or "").replace("\r\n", "\n")
+    limit = current_app.config["MAX_BODY_CHARS"]
+    if required and not text.strip():
+        errors[field] = f"{label}を入力してください。"
+    elif len(text) > limit:
+        errors[field] = f"{label}は{limit:,}文字以内で入力してください（現在 {len(text):,} 文字）。"
+    return text
+
+
+def find_category(value) -> Category | None:
+    """A category by its slug (``network``) or its Japanese name (``ネットワーク``)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    key = unicodedata.normalize("NFKC", value).strip()
+    return db.session.scalar(
+        select(Category).where((Category.slug == key.lower()) | (Category.name == key))
+    )
+
+
+def clean_category(value, errors: dict[str, str], field: str = "category") -> Category | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors[field] = "分類を選択してください。"
+        return None
+    category = find_category(value)
+    if category is None:
+        errors[field] = f"分類「{value}」はありません。"
+    return category
+
+
+def parse_tag_names(value, errors: dict[str, str], field: str = "tags") -> list[str]:
+    """Tags as a list of strings or one string separated by ``,`` or ``、``."""
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        raw = TAG_SEPARATORS.split(value)
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        raw = value
+    else:
+        errors[field] = "タグは文字列のリストで指定してください。"
+        return []
+    names: list[str] = []
+    for item in raw:
+        name = normalise_tag(item)
+        if name and name not in names:
+            names.append(name)
+    if any(len(name) > MAX_TAG_CHARS for name in names):
+        errors[field] = f"タグは1つ{MAX_TAG_CHARS}文字以内にしてください。"
+    elif len(names) > MAX_TAGS:
+        errors[field] = f"タグは{MAX_TAGS}個までです。"
+    return names
+
+
+def tags_for(names: list[str]) -> list[Tag]:
+    """The Tag rows for these names, created when missing."""
+    if not names:
+        return []
+    existing = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    tags = []
+    for name in names:
+        tag = existing.get(name)
+        if tag is None:
+            tag = Tag(name=name)
+            db.session.add(tag)
+            existing[name] = tag
+        tags.append(tag)
+    return tags
+
+
+def clean_consent(value, errors: dict[str, str], field: str = "sharing_consent") -> str:
+    if value is None or value == "":
+        return SharingConsent.PRIVATE.value
+    allowed = [c.value for c in SharingConsent]
+    if value not in allowed:
+        errors[field] = "共有の同意は private・neighbours・all のいずれかです。"
+        return SharingConsent.PRIVATE.value
+    return value

@@ -1,0 +1,52 @@
+"""Template filters and globals: rendering of user text, dates in Japan time, labels."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Flask, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from app import policy
+from app.extensions import db
+from app.models import Case, CaseState, QuestionStatus, Role, SharingConsent, as_utc
+from app.rendering import render_markdown
+
+JST = ZoneInfo("Asia/Tokyo")
+
+
+def format_datetime(value: datetime | None, with_time: bool = True) -> str:
+    if value is None:
+        return ""
+    local = as_utc(value).astimezone(JST)
+    return local.strftime("%Y年%-m月%-d日 %H:%M" if with_time else "%Y年%-m月%-d日")
+
+
+def page_url(page: int) -> str:
+    args = request.args.to_dict()
+    args["page"] = page
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def question_case(question) -> Case | None:
+    """The case made from this question, if the current user may see it."""
+    case = db.session.scalar(select(Case).where(Case.question_id == question.id))
+    if case is None or not policy.can_view_case(current_user, case):
+        return None
+    return case
+
+
+def register_template_helpers(app: Flask) -> None:
+    app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["datetime"] = format_datetime
+    app.jinja_env.filters["date"] = lambda v: format_datetime(v, with_time=False)
+    app.jinja_env.globals.update(
+        policy=policy,
+        QuestionStatus=QuestionStatus,
+        CaseState=CaseState,
+        SharingConsent=SharingConsent,
+        Role=Role,
+        page_url=page_url,
+        question_case=question_case,
+    )

@@ -1,0 +1,62 @@
+"""Small helpers shared by the page blueprints (not the API)."""
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import abort, flash, request
+from flask_login import current_user, login_required
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Category
+from app.services.errors import ServiceError
+
+
+def apply_service_error(form, error: ServiceError) -> None:
+    """Show a service's errors on the form fields they belong to, or as a flash message."""
+    unplaced = []
+    for field_name, message in error.errors.items():
+        field = getattr(form, field_name, None)
+        if field is not None and hasattr(field, "errors"):
+            field.errors = [message]
+        else:
+            unplaced.append(message)
+    if unplaced or not error.errors:
+        flash(" ".join(unplaced) or error.message, "error")
+    else:
+        flash(error.message, "error")
+
+
+def role_required(check):
+    """Require a logged-in user for whom ``check(user)`` is true; otherwise 403."""
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if not check(current_user):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def int_arg(name: str, default: int | None = None, minimum: int = 1, maximum: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        abort(400)
+    if value < minimum or (maximum is not None and value > maximum):
+        abort(400)
+    return value
+
+
+def category_choices() -> list[tuple[str, str]]:
+    categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id))
+    return [("", "選択してください")] + [(c.slug, c.name) for c in categories]

@@ -1,0 +1,100 @@
+"""Fixtures: a fresh app, database and content per test, plus factories for the domain."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app
+from app.content import load_reference
+from app.extensions import db
+from app.models import Municipality, Role, User
+from app.services import accounts
+from app.services import questions as question_service
+from config import TestingConfig
+
+PASSWORD = "correct-horse-battery"
+_counter = itertools.count(1)
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    class Config(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'test.db'}"
+        SEARCH_INDEX_DIR = str(tmp_path / "index")
+
+    app = create_app(Config)
+    with app.app_context():
+        db.create_all()
+        load_reference(Path(app.config["CONTENT_DIR"]))
+        db.session.commit()
+        yield app
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def municipality(name: str) -> Municipality:
+    return db.session.scalar(select(Municipality).where(Municipality.name == name))
+
+
+@pytest.fixture
+def make_user(app):
+    def factory(role: str | Role = Role.MUNICIPAL, municipality: str | Municipality | None = "呉市",
+                username: str | None = None, password: str = PASSWORD) -> User:
+        role = Role(role)
+        target = municipality
+        if isinstance(municipality, str):
+            target = globals()["municipality"](municipality)
+        if role not in (Role.MUNICIPAL, Role.VIEWER):
+            target = None
+        user = accounts.create_user(username or f"{role.value}{next(_counter)}", password, role.value, target)
+        db.session.commit()
+        return user
+
+    return factory
+
+
+@pytest.fixture
+def make_question(app):
+    def factory(asker: User, **fields) -> object:
+        data = {"title": "VPN がつながらない", "body": "テレワーク用の VPN に接続できません。", "category": "network"}
+        data.update(fields)
+        question = question_service.ask_question(asker, data)
+        db.session.commit()
+        return question
+
+    return factory
+
+
+@pytest.fixture
+def token_for(app):
+    def factory(user: User) -> dict[str, str]:
+        token = accounts.create_token(user)
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return factory
+
+
+@pytest.fixture
+def login(client):
+    def do_login(user: User, password: str = PASSWORD):
+        client.post("/logout")
+        response = client.post("/login", data={"username": user.username, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)
+        return response
+
+    return do_login
