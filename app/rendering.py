@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bleach
 import markdown
-from bleach.linkifier import Linker
+from bleach.html5lib_shim import Filter
 from markupsafe import Markup
 
 ALLOWED_TAGS = frozenset({
@@ -29,11 +29,16 @@ ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto"})
 MARKDOWN_EXTENSIONS = ["fenced_code", "tables", "sane_lists", "nl2br"]
 
 
-def _link_attributes(attrs, new=False):
-    href_key = (None, "href")
-    if href_key in attrs:
-        attrs[(None, "rel")] = "noopener nofollow"
-    return attrs
+class LinkRelFilter(Filter):
+    """Gives every surviving link ``rel="noopener nofollow"``."""
+
+    def __iter__(self):
+        for token in super().__iter__():
+            if token["type"] in ("StartTag", "EmptyTag") and token["name"] == "a":
+                attrs = dict(token.get("data", {}))
+                attrs[(None, "rel")] = "noopener nofollow"
+                token["data"] = attrs
+            yield token
 
 
 _cleaner = bleach.Cleaner(
@@ -42,8 +47,8 @@ _cleaner = bleach.Cleaner(
     protocols=ALLOWED_PROTOCOLS,
     strip=False,  # a pasted <script> is shown as text, as typed, never run
     strip_comments=True,
+    filters=[LinkRelFilter],
 )
-_linker = Linker(callbacks=[_link_attributes], skip_tags={"pre", "code"}, parse_email=False)
 
 
 def render_markdown(text: str | None) -> Markup:
@@ -52,4 +57,4 @@ def render_markdown(text: str | None) -> Markup:
         return Markup("")
     html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
     cleaned = _cleaner.clean(html)
-    return Markup(_linker.linkify(cleaned))
+    return Markup(cleaned)
