@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from app.extensions import db
@@ -38,10 +39,10 @@ def _municipality_or_fail(value: str) -> Municipality:
     return municipality
 
 
-users = click.Group("users", help="アカウントの管理 / manage accounts")
-tokens = click.Group("tokens", help="API トークン / API tokens")
-municipalities = click.Group("municipalities", help="市町と近隣関係 / municipalities and neighbour links")
-content = click.Group("content", help="content/ の読み込み / load shipped content")
+users = AppGroup("users", help="アカウントの管理 / manage accounts")
+tokens = AppGroup("tokens", help="API トークン / API tokens")
+municipalities = AppGroup("municipalities", help="市町と近隣関係 / municipalities and neighbour links")
+content = AppGroup("content", help="content/ の読み込み / load shipped content")
 
 
 @users.command("create")

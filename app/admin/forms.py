@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, SubmitField
+from wtforms import SelectField, StringField, SubmitField
 
 
 class NeighbourForm(FlaskForm):
@@ -10,3 +10,9 @@ class NeighbourForm(FlaskForm):
 
 class UnlinkForm(FlaskForm):
     submit = SubmitField("解除")
+
+
+class CategoryForm(FlaskForm):
+    slug = StringField("識別子（英字、API で使用）")
+    name = StringField("名称")
+    submit = SubmitField("分類を追加")

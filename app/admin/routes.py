@@ -5,12 +5,13 @@ from sqlalchemy import select
 
 from app import policy
 from app.admin import bp
-from app.admin.forms import NeighbourForm, UnlinkForm
+from app.admin.forms import CategoryForm, NeighbourForm, UnlinkForm
 from app.extensions import db
-from app.models import Municipality
+from app.models import Category, Municipality
 from app.services import municipalities as municipality_service
+from app.services import taxonomy as taxonomy_service
 from app.services.errors import ServiceError
-from app.web import role_required
+from app.web import apply_service_error, role_required
 
 
 def _municipalities() -> list[Municipality]:
@@ -77,3 +78,21 @@ def unlink(first_id: int, second_id: int):
         db.session.commit()
         flash(f"{a.name}と{b.name}の近隣設定を解除しました。", "success")
     return redirect(url_for("admin.municipalities"))
+
+
+@bp.route("/categories", methods=["GET", "POST"])
+@role_required(policy.can_administer)
+def categories():
+    form = CategoryForm()
+    if form.validate_on_submit():
+        try:
+            category = taxonomy_service.add_category(form.slug.data, form.name.data)
+        except ServiceError as error:
+            db.session.rollback()
+            apply_service_error(form, error)
+        else:
+            db.session.commit()
+            flash(f"分類「{category.name}」を追加しました。", "success")
+            return redirect(url_for("admin.categories"))
+    items = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
+    return render_template("admin/categories.html", categories=items, form=form)

@@ -1,0 +1,118 @@
+"""Administrator pages (neighbour links, categories), configuration and CSRF."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app import create_app
+from app.extensions import db
+from app.models import Category, NeighbourLink
+from app.services.municipalities import neighbour_ids
+from config import ProductionConfig, TestingConfig
+from tests.conftest import municipality
+
+
+def test_admin_links_and_unlinks_neighbours_symmetrically(client, make_user, login):
+    login(make_user("admin"))
+    kure, higashi = municipality("呉市"), municipality("東広島市")
+    response = client.post("/admin/neighbours", data={"first": higashi.id, "second": kure.id})
+    assert response.status_code == 302
+    assert neighbour_ids(kure.id) == {higashi.id} and neighbour_ids(higashi.id) == {kure.id}
+    page = client.get("/admin/municipalities").get_data(as_text=True)
+    assert "東広島市" in page and "342122" in page
+    again = client.post("/admin/neighbours", data={"first": kure.id, "second": higashi.id}, follow_redirects=True)
+    assert "すでに近隣です" in again.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(NeighbourLink)) == 1
+    client.post(f"/admin/neighbours/{kure.id}/{higashi.id}/delete")
+    assert neighbour_ids(kure.id) == set()
+
+
+def test_a_municipality_cannot_be_its_own_neighbour(client, make_user, login):
+    login(make_user("admin"))
+    kure = municipality("呉市")
+    page = client.post("/admin/neighbours", data={"first": kure.id, "second": kure.id}, follow_redirects=True)
+    assert "同じ市町どうし" in page.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(NeighbourLink)) == 0
+
+
+@pytest.mark.parametrize("role", ["municipal", "viewer", "helpdesk"])
+def test_only_the_administrator_reaches_admin_pages(client, make_user, login, role):
+    login(make_user(role))
+    assert client.get("/admin/municipalities").status_code == 403
+    assert client.get("/admin/categories").status_code == 403
+    assert client.post("/admin/categories", data={"slug": "x1", "name": "X"}).status_code == 403
+
+
+def test_admin_adds_a_category_usable_in_the_api(client, make_user, login, token_for):
+    login(make_user("admin"))
+    response = client.post("/admin/categories", data={"slug": "procurement", "name": "調達・契約"})
+    assert response.status_code == 302
+    assert db.session.scalar(select(Category).where(Category.slug == "procurement")).name == "調達・契約"
+    headers = token_for(make_user("municipal", "呉市"))
+    created = client.post("/api/v1/questions", headers=headers,
+                          json={"title": "見積の妥当性", "body": "b", "category": "調達・契約"})
+    assert created.status_code == 201 and created.get_json()["category"] == "procurement"
+
+
+def test_invalid_category_keeps_the_input_and_says_why(client, make_user, login):
+    login(make_user("admin"))
+    page = client.post("/admin/categories", data={"slug": "Bad Slug", "name": "ネットワーク"}).get_data(as_text=True)
+    assert "識別子は英小文字で始まる" in page
+    assert "分類「ネットワーク」はすでにあります" in page
+    assert 'value="Bad Slug"' in page
+    assert db.session.scalar(select(func.count()).select_from(Category)) == 3
+
+
+def test_production_refuses_to_start_without_a_real_secret_key(monkeypatch):
+    monkeypatch.delenv("FLASK_SECRET_KEY", raising=False)
+    with pytest.raises(RuntimeError, match="secret key"):
+        create_app(ProductionConfig)
+    monkeypatch.setenv("FLASK_SECRET_KEY", "short")
+    with pytest.raises(RuntimeError):
+        create_app(ProductionConfig)
+
+
+def test_production_starts_with_a_secret_key_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLASK_SECRET_KEY", "x" * 64)
+    monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'p.db'}")
+    monkeypatch.setenv("FLASK_SEARCH_INDEX_DIR", str(tmp_path / "idx"))
+    app = create_app(ProductionConfig)
+    assert app.config["SECRET_KEY"] == "x" * 64
+    assert app.config["SEARCH_INDEX_DIR"] == str(tmp_path / "idx")
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["ALLOW_DEMO_CONTENT"] is False
+
+
+def test_production_config_refuses_demo_content(monkeypatch, tmp_path):
+    monkeypatch.setenv("FLASK_SECRET_KEY", "y" * 64)
+    monkeypatch.setenv("FLASK_SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'p.db'}")
+    app = create_app(ProductionConfig)
+    with app.app_context():
+        db.create_all()
+    result = app.test_cli_runner().invoke(args=["content", "load", "--demo"])
+    assert result.exit_code != 0
+    assert "デモデータ" in result.output
+    with app.app_context():
+        assert db.session.execute(db.text("select count(*) from users")).scalar() == 0
+        db.engine.dispose()
+
+
+def test_forms_refuse_a_post_without_csrf_token(tmp_path, make_user):
+    class Config(TestingConfig):
+        WTF_CSRF_ENABLED = True
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'csrf.db'}"
+
+    app = create_app(Config)
+    with app.app_context():
+        db.create_all()
+        response = app.test_client().post("/login", data={"username": "a", "password": "b"})
+        assert response.status_code == 400
+        assert "再読み込み" in response.get_data(as_text=True)
+        db.engine.dispose()
+
+
+def test_html_pages_answer_errors_in_japanese(client, make_user, login):
+    login(make_user("municipal", "呉市"))
+    response = client.get("/questions/999999")
+    assert response.status_code == 404
+    assert "ページが見つかりません" in response.get_data(as_text=True)
