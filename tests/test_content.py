@@ -56,3 +56,22 @@ def test_loading_twice_changes_nothing(app):
     db.session.commit()
     assert report.created == {} and report.updated == {}
     assert db.session.scalar(select(func.count()).select_from(Municipality)) == before
+
+
+def test_demo_content_walks_every_state_and_loads_once(app):
+    from app.content import load_demo
+    from app.models import Case, Question
+
+    directory = Path(app.config["CONTENT_DIR"])
+    load_demo(directory)
+    db.session.commit()
+    statuses = {status: count for status, count in db.session.execute(
+        select(Question.status, func.count()).group_by(Question.status))}
+    assert statuses == {"open": 4, "answered": 3, "resolved": 5}
+    states = {state: count for state, count in db.session.execute(select(Case.state, func.count()).group_by(Case.state))}
+    assert states == {"draft": 2, "published": 3}
+    assert any("<script>alert(1)</script>" in q.body for q in db.session.scalars(select(Question)))
+    report = load_demo(directory)
+    db.session.commit()
+    assert report.created == {}
+    assert db.session.scalar(select(func.count()).select_from(Question)) == 12

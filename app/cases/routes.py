@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.cases import bp
@@ -34,7 +35,9 @@ def index():
         query = query.where(Case.state == state)
     if category_slug:
         query = query.join(Category).where(Category.slug == category_slug)
-    query = query.order_by(Case.updated_at.desc(), Case.id.desc())
+    query = query.order_by(Case.updated_at.desc(), Case.id.desc()).options(
+        selectinload(Case.tags), selectinload(Case.category), selectinload(Case.municipality)
+    )
     page = db.paginate(query, page=int_arg("page", 1), per_page=20, error_out=False)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     return render_template(

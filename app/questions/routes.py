@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.extensions import db
@@ -13,6 +14,12 @@ from app.rendering import render_markdown
 from app.services import questions as question_service
 from app.services.errors import ServiceError
 from app.web import apply_service_error, category_choices, int_arg, role_required
+
+
+_LIST_LOADS = (
+    selectinload(Question.tags), selectinload(Question.category), selectinload(Question.municipality),
+    selectinload(Question.asker), selectinload(Question.answers),
+)
 
 
 def _visible_question_or_404(question_id: int) -> Question:
@@ -32,7 +39,7 @@ def index():
         if status not in {s.value for s in QuestionStatus}:
             abort(400)
         query = query.where(Question.status == status)
-    query = query.order_by(Question.created_at.desc(), Question.id.desc())
+    query = query.order_by(Question.created_at.desc(), Question.id.desc()).options(*_LIST_LOADS)
     page = db.paginate(query, page=int_arg("page", 1), per_page=20, error_out=False)
     return render_template("questions/index.html", page=page, status=status)
 
@@ -170,7 +177,7 @@ def queue():
         query = query.join(Category).where(Category.slug == category_slug)
     if municipality_id:
         query = query.where(Question.municipality_id == municipality_id)
-    query = query.order_by(Question.created_at.asc(), Question.id.asc())
+    query = query.order_by(Question.created_at.asc(), Question.id.asc()).options(*_LIST_LOADS)
     page = db.paginate(query, page=int_arg("page", 1), per_page=30, error_out=False)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     municipalities = db.session.scalars(

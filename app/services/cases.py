@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from app import policy
 from app.extensions import db
-from app.models import Answer, Case, CaseState, Question, User, utcnow
+from app.models import Answer, Case, CaseState, Question, User, as_utc, utcnow
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.validation import clean_body, clean_category, clean_title, parse_tag_names, tags_for
 
@@ -12,7 +12,8 @@ EDITABLE_TEXT = {"issue": "症状・質問", "environment": "環境", "cause": "
 
 def _thread_follow_ups(question: Question, answer: Answer) -> str:
     """Comments posted after the resolving answer often hold the last step that worked."""
-    later = [c for c in question.comments if c.created_at and answer.created_at and c.created_at >= answer.created_at]
+    answered_at = as_utc(answer.created_at)
+    later = [c for c in question.comments if answered_at and as_utc(c.created_at) >= answered_at]
     if not later:
         return ""
     parts = ["", "", "#### スレッドでの補足"]
