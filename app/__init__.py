@@ -54,6 +54,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     register_template_helpers(app)
     _register_error_handlers(app)
     _register_home(app)
+    _register_search_sync(app)
 
     from app.cli import register_cli
 
@@ -122,6 +123,20 @@ def _json_code(status: int) -> str:
         400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
         405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
     }.get(status, "error")
+
+
+def _register_search_sync(app: Flask) -> None:
+    """Index work committed by a request or a CLI command is applied right after it."""
+    from app.search.sync import apply_after_commit
+
+    @app.after_request
+    def apply_search_work(response):
+        apply_after_commit()
+        return response
+
+    @app.teardown_appcontext
+    def apply_search_work_at_teardown(_error):
+        apply_after_commit()
 
 
 def _register_home(app: Flask) -> None:

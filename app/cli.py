@@ -43,6 +43,8 @@ users = AppGroup("users", help="アカウントの管理 / manage accounts")
 tokens = AppGroup("tokens", help="API トークン / API tokens")
 municipalities = AppGroup("municipalities", help="市町と近隣関係 / municipalities and neighbour links")
 content = AppGroup("content", help="content/ の読み込み / load shipped content")
+cases = AppGroup("cases", help="事例の取り込みと書き出し / import and export cases")
+search = AppGroup("search", help="検索索引 / the search index")
 
 
 @users.command("create")
@@ -166,6 +168,80 @@ def content_load(demo):
         click.echo(line)
 
 
+@cases.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="検証だけして取り込まない")
+def cases_import(path, dry_run):
+    """JSON Lines (.jsonl) または CSV (.csv; UTF-8 / BOM 付き UTF-8 / CP932) から事例を取り込む。"""
+    from app.services.importing import ImportFailed, import_cases
+
+    try:
+        report = import_cases(path, dry_run=dry_run)
+    except ImportFailed as error:
+        db.session.rollback()
+        for problem in error.problems:
+            click.echo(problem, err=True)
+        click.echo(f"エラーがあるため、何も取り込みませんでした（{len(error.problems)} 件）。", err=True)
+        sys.exit(1)
+    for line in report.skipped:
+        click.echo(line)
+    if dry_run:
+        db.session.rollback()
+        click.echo(f"検証のみ: {report.created} 件を取り込めます（取り込んでいません）。")
+        return
+    db.session.commit()
+    click.echo(f"{report.created} 件の事例を取り込み、公開しました。")
+
+
+@cases.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--state", default="published", type=click.Choice(["draft", "published", "archived"]))
+def cases_export(path, state):
+    """事例を .jsonl または .csv（Excel 用 BOM 付き UTF-8）に書き出す。"""
+    from app.services.importing import ImportFailed, export_cases
+
+    try:
+        count = export_cases(path, state)
+    except ImportFailed as error:
+        _fail(error.problems[0])
+    click.echo(f"{count} 件を {path} に書き出しました。")
+
+
+@search.command("reindex")
+@click.option("--procs", default=1, show_default=True, help="索引作成のプロセス数")
+def search_reindex(procs):
+    """データベースから索引を新しい世代に作り直し、完成したら切り替える。"""
+    from app.search.sync import reindex
+
+    report = reindex(procs=procs)
+    click.echo(f"{report.documents} 件を索引しました（{report.seconds:.1f} 秒、途中の変更 {report.replayed} 件を反映、世代 {report.generation}）。")
+
+
+@search.command("check")
+def search_check():
+    """索引とデータベースを比べ、違いをすべて報告する（違いがあれば終了コード 1）。"""
+    from app.search.sync import check
+
+    report = check()
+    for label, ids in (("索引にない", report.missing), ("索引に余分", report.extra), ("索引が古い", report.stale)):
+        for case_id in ids:
+            click.echo(f"{label}: 事例 #{case_id}")
+    if report.pending:
+        click.echo(f"未反映の索引作業: {report.pending} 件")
+    if not report.ok:
+        sys.exit(1)
+    click.echo("索引はデータベースと一致しています。")
+
+
+@search.command("sync")
+def search_sync():
+    """待ち行列にある索引作業を今すぐ反映する（失敗したものの再試行）。"""
+    from app.search.sync import apply_pending
+
+    count = apply_pending()
+    click.echo(f"{count} 件の事例を索引に反映しました。")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users, tokens, municipalities, content):
+    for group in (users, tokens, municipalities, content, cases, search):
         app.cli.add_command(group)

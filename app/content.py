@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import (
-    Category, Municipality, MunicipalityGroup, Question, QuestionStatus, User, utcnow,
+    Category, Municipality, MunicipalityGroup, Question, QuestionStatus, SearchSynonym, User, utcnow,
 )
 from app.services import accounts
 from app.services import cases as case_service
@@ -99,11 +99,31 @@ def load_reference(content_dir: Path, report: LoadReport | None = None) -> LoadR
         for row in _read_tsv(observers):
             municipality(row, row["prefecture"], True)
 
+    synonyms = content_dir / "search" / "synonyms.txt"
+    if synonyms.exists():
+        load_synonyms(synonyms, report)
+
     for row in _read_tsv(content_dir / "categories.tsv"):
         _upsert(Category, {"slug": row["slug"]},
                 {"name": row["name"], "sort_order": int(row["sort_order"])}, report, "categories")
     db.session.flush()
     return report
+
+
+def load_synonyms(path: Path, report: LoadReport) -> None:
+    """Synonym groups, one per line (``UTM=統合脅威管理``); groups the help desk added stay."""
+    existing = set(db.session.scalars(select(SearchSynonym.terms)))
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        terms = "=".join(t.strip() for t in line.split("=") if t.strip())
+        if terms.count("=") < 1:
+            raise ContentError(f"{path.name}: 「{line}」は2語以上を = で区切ってください")
+        if terms not in existing:
+            db.session.add(SearchSynonym(terms=terms, source="content"))
+            existing.add(terms)
+            report.count("created", "synonyms")
 
 
 def load_demo(content_dir: Path, report: LoadReport | None = None) -> LoadReport:
@@ -118,6 +138,13 @@ def load_demo(content_dir: Path, report: LoadReport | None = None) -> LoadReport
         accounts.create_user(entry["username"], spec["password"], entry["role"], municipality,
                              display_name=entry.get("display_name", ""))
         report.count("created", "demo accounts")
+    library = demo_dir / "cases.jsonl"
+    if library.exists():
+        from app.services.importing import import_cases
+
+        imported = import_cases(library)
+        for _ in range(imported.created):
+            report.count("created", "demo cases")
     threads = demo_dir / "threads.json"
     if threads.exists():
         for thread in json.loads(threads.read_text(encoding="utf-8")):

@@ -5,16 +5,21 @@ question thread or a case lives here, both as a predicate on one object (``can_v
 a SQL filter for listings (``visible_cases_clause``), and the two must always agree; the test
 suite checks them against each other.
 
-Current sharing rule for cases: the owning municipality's staff and the help desk (and
-administrators). A later issue widens ``visible_cases_clause``/``can_view_case`` with visibility.
+Who sees a case (``CaseScope``): the help desk and administrators see every case; the owning
+municipality's staff and viewers see its drafts and published cases; other municipalities see a
+published case when its visibility is ``all``, or ``neighbours`` and they are linked to the owner
+as neighbours or share a group with it. Archived cases are for the help desk only. The page
+predicates, the SQL filter and the search filter are all derived from the same ``CaseScope``.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
-from app.models import Case, CaseState, Question, QuestionStatus, Role, User
+from app.models import Case, CaseState, Question, QuestionStatus, Role, User, Visibility
 
 
 # --- who is who -------------------------------------------------------------------------------
@@ -100,22 +105,85 @@ def can_view_thread_authors(user: User | None, question: Question) -> bool:
 
 # --- cases ------------------------------------------------------------------------------------
 
-def can_view_case(user: User | None, case: Case) -> bool:
+@dataclass(frozen=True)
+class CaseScope:
+    """Which cases a user may read, in a form that pages, SQL and the search index all apply."""
+
+    everything: bool = False
+    own: int | None = None                      # owning municipality: its drafts and published cases
+    neighbour_owners: frozenset[int] = frozenset()  # owners whose `neighbours` cases are visible
+    shared_with_all: bool = False               # published cases with visibility `all`
+
+    @property
+    def nothing(self) -> bool:
+        return not self.everything and self.own is None and not self.shared_with_all
+
+
+NO_CASES = CaseScope()
+
+
+def case_scope(user: User | None) -> CaseScope:
     if sees_everything(user):
+        return CaseScope(everything=True)
+    if user is None or not user.is_enabled or user.municipality_id is None:
+        return NO_CASES
+    if user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
+        return NO_CASES
+    from app.services.municipalities import sharing_partner_ids
+
+    return CaseScope(
+        own=user.municipality_id,
+        neighbour_owners=frozenset(sharing_partner_ids(user.municipality_id)),
+        shared_with_all=True,
+    )
+
+
+def scope_allows(scope: CaseScope, case: Case) -> bool:
+    if scope.everything:
         return True
     if case.state == CaseState.ARCHIVED.value:
         return False
-    return _member_of(user, case.municipality_id)
+    if scope.own is not None and case.municipality_id == scope.own:
+        return True
+    if case.state != CaseState.PUBLISHED.value:
+        return False
+    if case.visibility == Visibility.ALL.value:
+        return scope.shared_with_all
+    if case.visibility == Visibility.NEIGHBOURS.value:
+        return case.municipality_id in scope.neighbour_owners
+    return False
+
+
+def scope_clause(scope: CaseScope) -> ColumnElement[bool]:
+    if scope.everything:
+        return true()
+    if scope.nothing:
+        return false()
+    shared = []
+    if scope.shared_with_all:
+        shared.append(Case.visibility == Visibility.ALL.value)
+    if scope.neighbour_owners:
+        shared.append(and_(Case.visibility == Visibility.NEIGHBOURS.value,
+                           Case.municipality_id.in_(sorted(scope.neighbour_owners))))
+    clauses = []
+    if scope.own is not None:
+        clauses.append(and_(Case.municipality_id == scope.own, Case.state != CaseState.ARCHIVED.value))
+    if shared:
+        clauses.append(and_(Case.state == CaseState.PUBLISHED.value, or_(*shared)))
+    return or_(*clauses) if clauses else false()
+
+
+def can_view_case(user: User | None, case: Case) -> bool:
+    return scope_allows(case_scope(user), case)
 
 
 def visible_cases_clause(user: User | None) -> ColumnElement[bool]:
-    if sees_everything(user):
-        return true()
-    if user is None or not user.is_enabled or user.municipality_id is None:
-        return false()
-    if user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
-        return false()
-    return and_(Case.municipality_id == user.municipality_id, Case.state != CaseState.ARCHIVED.value)
+    return scope_clause(case_scope(user))
+
+
+def is_case_owner_member(user: User | None, case: Case) -> bool:
+    """Staff or viewers of the municipality that owns the case."""
+    return _member_of(user, case.municipality_id)
 
 
 def can_edit_case(user: User | None, case: Case) -> bool:

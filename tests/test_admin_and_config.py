@@ -60,7 +60,7 @@ def test_invalid_category_keeps_the_input_and_says_why(client, make_user, login)
     assert "識別子は英小文字で始まる" in page
     assert "分類「ネットワーク」はすでにあります" in page
     assert 'value="Bad Slug"' in page
-    assert db.session.scalar(select(func.count()).select_from(Category)) == 3
+    assert db.session.scalar(select(func.count()).select_from(Category)) == 4
 
 
 def test_production_refuses_to_start_without_a_real_secret_key(monkeypatch):

@@ -47,7 +47,7 @@ def test_groups_match_the_planning_document(app):
 
 def test_categories_have_slugs_and_japanese_names(app):
     categories = {c.slug: c.name for c in db.session.scalars(select(Category))}
-    assert categories == {"network": "ネットワーク", "security": "情報セキュリティ", "optimization": "システム最適化"}
+    assert categories == {"network": "ネットワーク", "security": "情報セキュリティ", "optimization": "システム最適化", "other": "その他"}
 
 
 def test_loading_twice_changes_nothing(app):
@@ -68,8 +68,11 @@ def test_demo_content_walks_every_state_and_loads_once(app):
     statuses = {status: count for status, count in db.session.execute(
         select(Question.status, func.count()).group_by(Question.status))}
     assert statuses == {"open": 4, "answered": 3, "resolved": 5}
-    states = {state: count for state, count in db.session.execute(select(Case.state, func.count()).group_by(Case.state))}
-    assert states == {"draft": 2, "published": 3}
+    from_threads = {state: count for state, count in db.session.execute(
+        select(Case.state, func.count()).where(Case.question_id.is_not(None)).group_by(Case.state))}
+    assert from_threads == {"draft": 2, "published": 3}
+    library = db.session.scalar(select(func.count()).select_from(Case).where(Case.question_id.is_(None)))
+    assert library == 176
     assert any("<script>alert(1)</script>" in q.body for q in db.session.scalars(select(Question)))
     report = load_demo(directory)
     db.session.commit()

@@ -14,6 +14,22 @@ from app.models.taxonomy import Category, Tag, case_tags
 from app.models.user import User
 
 
+class Visibility(str, enum.Enum):
+    """How far a published case is shared (never wider than the owner's consent)."""
+
+    PRIVATE = "private"
+    NEIGHBOURS = "neighbours"
+    ALL = "all"
+
+    @property
+    def label(self) -> str:
+        return {"private": "自団体と県のみ", "neighbours": "近隣・グループの市町", "all": "全市町"}[self.value]
+
+    @property
+    def width(self) -> int:
+        return {"private": 0, "neighbours": 1, "all": 2}[self.value]
+
+
 class CaseState(str, enum.Enum):
     DRAFT = "draft"
     PUBLISHED = "published"
@@ -53,6 +69,9 @@ class Case(db.Model):
         ForeignKey("questions.id", ondelete="SET NULL"), unique=True
     )
     state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value, index=True)
+    visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PRIVATE.value, server_default="private")
+    # The owning municipality's consent to sharing (from the question, or vouched for at import).
+    sharing_consent: Mapped[str] = mapped_column(String(20), default="private", server_default="private")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

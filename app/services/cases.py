@@ -4,6 +4,7 @@ from __future__ import annotations
 from app import policy
 from app.extensions import db
 from app.models import Answer, Case, CaseState, Question, User, as_utc, utcnow
+from app.search.sync import queue_case
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.validation import clean_body, clean_category, clean_title, parse_tag_names, tags_for
 
@@ -33,6 +34,7 @@ def create_draft_from_question(user: User, question: Question, answer: Answer) -
         category=question.category,
         tags=list(question.tags),
         municipality_id=question.municipality_id,
+        sharing_consent=question.sharing_consent,
         question=question,
         state=CaseState.DRAFT.value,
         created_by=user,
@@ -68,6 +70,7 @@ def update_case(user: User, case: Case, data: dict) -> Case:
     case.updated_by = user
     case.updated_at = utcnow()
     db.session.flush()
+    queue_case(case)
     return case
 
 
@@ -88,4 +91,5 @@ def publish_case(user: User, case: Case) -> Case:
     case.updated_at = now
     case.updated_by = user
     db.session.flush()
+    queue_case(case)
     return case

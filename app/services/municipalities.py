@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, or_, select
 
 from app.extensions import db
-from app.models import Municipality, NeighbourLink
+from app.models import Municipality, NeighbourLink, group_members
 from app.services.errors import Conflict, ValidationFailed
 
 CHECK_WEIGHTS = (6, 5, 4, 3, 2)
@@ -60,3 +60,17 @@ def neighbour_map() -> dict[int, list[int]]:
         result.setdefault(low, []).append(high)
         result.setdefault(high, []).append(low)
     return result
+
+
+def group_mate_ids(municipality_id: int) -> set[int]:
+    """Municipalities sharing at least one group with this one."""
+    mine = select(group_members.c.group_id).where(group_members.c.municipality_id == municipality_id)
+    rows = db.session.scalars(
+        select(group_members.c.municipality_id).where(group_members.c.group_id.in_(mine))
+    )
+    return {mid for mid in rows if mid != municipality_id}
+
+
+def sharing_partner_ids(municipality_id: int) -> set[int]:
+    """Those who see this municipality's `neighbours` cases, and whose it sees (symmetric)."""
+    return neighbour_ids(municipality_id) | group_mate_ids(municipality_id)

@@ -1,0 +1,240 @@
+"""Text analysis for Japanese help-desk text.
+
+Both the index and the queries go through the same steps:
+1. ``normalise``: Unicode NFKC (ＶＰＮ→VPN, ｻｰﾊﾞ→サーバ), case folding, and the long-vowel mark at the
+   end of katakana words dropped (サーバー→サーバ, プリンター→プリンタ).
+2. Words: SudachiPy (dictionary ``core``) in split mode C, with each compound's mode-A parts as
+   extra tokens at the same position (情報セキュリティポリシー also yields セキュリティ, ポリシ).
+   Particles, auxiliaries, symbols and filler (こと, とき, する ...) are dropped.
+3. Character bigrams of the normalised text, for words the dictionary does not know.
+
+The Whoosh tokenizers below are pickled into the index schema: they live at a stable import path
+and hold no Sudachi object in their state. Sudachi tokenizers are created lazily, one per thread
+(a SudachiPy tokenizer shared between threads raises "Already borrowed").
+"""
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from whoosh.analysis import Token, Tokenizer
+
+_KATAKANA_LONG_VOWEL_END = re.compile(r"((?<![\u30a1-\u30fc])[\u30a1-\u30fa][\u30a1-\u30fc]*[\u30a1-\u30fa])\u30fc+(?![\u30a1-\u30fc])")
+_RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u3041-\u309f\u30a1-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヶ]+")
+_HALFWIDTH_VOICE_MARKS = "\uff9e\uff9f"
+
+# Parts of speech that carry meaning; everything else (particles, auxiliaries, symbols,
+# blanks, conjunctions, adverbs, pronouns ...) is dropped.
+_CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "接頭辞"}
+
+# Filler that a staffer's sentence contains but that says nothing about the problem.
+STOPWORDS = frozenset({
+    "こと", "もの", "時", "とき", "ため", "場合", "方法", "よう", "様", "際", "方", "件", "等", "など",
+    "為る", "する", "有る", "ある", "居る", "いる", "成る", "なる", "出来る", "できる", "思う", "下さる",
+    "くださる", "頂く", "いただく", "言う", "いう", "行う", "おこなう", "教える", "知る", "分かる", "わかる",
+    "良い", "よい", "いい", "無い", "ない", "それ", "これ", "何", "どう", "について", "関する", "問い合わせ",
+    "質問", "相談", "お願い", "願う", "ほしい", "欲しい", "たい", "困る", "的", "仕舞う", "しまう",
+    "下さい", "ください", "どこ", "いつ", "誰", "なぜ", "何故", "どの", "どれ", "くらい", "ぐらい",
+})
+
+
+def normalise(text: str) -> str:
+    """NFKC, case folding, and no long-vowel mark at the end of katakana words."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _KATAKANA_LONG_VOWEL_END.sub(r"\1", folded)
+
+
+def fold_word(word: str) -> str:
+    return normalise(word).strip()
+
+
+def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``normalise(text)`` plus, for every character of it, the index of its source character
+    in ``text`` (and one more entry for the end), so snippets can mark the original text."""
+    pieces: list[str] = []
+    offsets: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        j = i + 1
+        if j < n and text[j] in _HALFWIDTH_VOICE_MARKS:
+            j += 1
+        piece = unicodedata.normalize("NFKC", text[i:j]).casefold()
+        pieces.append(piece)
+        offsets.extend([i] * len(piece))
+        i = j
+    offsets.append(n)
+    folded = "".join(pieces)
+    # Drop long-vowel marks at katakana word ends, keeping the offsets aligned.
+    keep = [True] * len(folded)
+    for match in _KATAKANA_LONG_VOWEL_END.finditer(folded):
+        for k in range(match.end(1), match.end()):
+            keep[k] = False
+    if all(keep):
+        return folded, offsets
+    out = "".join(ch for ch, k in zip(folded, keep) if k)
+    out_offsets = [o for o, k in zip(offsets[:-1], keep) if k] + [offsets[-1]]
+    return out, out_offsets
+
+
+# --- Sudachi ----------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+@lru_cache(maxsize=1)
+def _dictionary():
+    from sudachipy import Dictionary
+
+    return Dictionary(dict="core")
+
+
+def _sudachi():
+    tokenizer = getattr(_local, "tokenizer", None)
+    if tokenizer is None:
+        from sudachipy import SplitMode
+
+        tokenizer = _dictionary().tokenizer(mode=SplitMode.C)
+        _local.tokenizer = tokenizer
+        _local.mode_a = SplitMode.A
+    return tokenizer
+
+
+@dataclass
+class Word:
+    """A word of the text: its folded form, its compound parts, and where it stands."""
+
+    text: str
+    parts: list[str] = field(default_factory=list)
+    start: int = 0
+    end: int = 0
+
+
+# Sudachi works on bounded chunks: long texts are cut at line ends.
+_MAX_CHUNK = 4000
+
+
+def _chunks(text: str):
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _MAX_CHUNK)
+        if end < len(text):
+            cut = text.rfind("\n", start, end)
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
+
+
+def words(text: str, *, normalised: bool = False) -> list[Word]:
+    """The content words of ``text`` (normalised first unless it already is)."""
+    if not text:
+        return []
+    if not normalised:
+        text = normalise(text)
+    tokenizer = _sudachi()
+    mode_a = _local.mode_a
+    result: list[Word] = []
+    for offset, chunk in _chunks(text):
+        if not chunk.strip():
+            continue
+        for m in tokenizer.tokenize(chunk):
+            pos = m.part_of_speech()[0]
+            if pos not in _CONTENT_POS:
+                continue
+            folded = fold_word(m.normalized_form())
+            if not folded or folded in STOPWORDS or m.surface() in STOPWORDS:
+                continue
+            if not _RUN.search(folded):
+                continue
+            parts: list[str] = []
+            if len(m.surface()) > 3:
+                split = m.split(mode_a)
+                if len(split) > 1:
+                    for p in split:
+                        if p.part_of_speech()[0] in _CONTENT_POS:
+                            part = fold_word(p.normalized_form())
+                            if part and part != folded and part not in STOPWORDS and part not in parts:
+                                parts.append(part)
+            result.append(Word(folded, parts, offset + m.begin(), offset + m.end()))
+    return result
+
+
+def bigrams(text: str, *, normalised: bool = False) -> list[str]:
+    """Character bigrams of each run of letters, digits, kana and kanji (a lone character stays)."""
+    if not normalised:
+        text = normalise(text)
+    grams: list[str] = []
+    for run in _RUN.findall(text):
+        if len(run) == 1:
+            grams.append(run)
+        else:
+            grams.extend(run[i:i + 2] for i in range(len(run) - 1))
+    return grams
+
+
+# --- Whoosh tokenizers (pickled in the schema: keep these names and module stable) -----------
+
+class JapaneseWordTokenizer(Tokenizer):
+    """Sudachi words, each compound followed by its parts at the same position."""
+
+    def __eq__(self, other):
+        return other is not None and self.__class__ is other.__class__
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
+                 start_pos=0, start_char=0, mode="", **kwargs):
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        for index, word in enumerate(words(value)):
+            for text in [word.text, *word.parts]:
+                token.text = text
+                token.boost = 1.0
+                token.stopped = False
+                if positions:
+                    token.pos = start_pos + index
+                if chars:
+                    token.startchar = start_char + word.start
+                    token.endchar = start_char + word.end
+                yield token
+
+
+class BigramTokenizer(Tokenizer):
+    """Character bigrams of the normalised text."""
+
+    def __eq__(self, other):
+        return other is not None and self.__class__ is other.__class__
+
+    def __getstate__(self):
+        return {}
+
+    def __setstate__(self, state):
+        pass
+
+    def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
+                 start_pos=0, start_char=0, mode="", **kwargs):
+        token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
+        position = start_pos
+        for run in _RUN.findall(normalise(value)):
+            grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
+            for gram in grams:
+                token.text = gram
+                token.boost = 1.0
+                token.stopped = False
+                if positions:
+                    token.pos = position
+                position += 1
+            position += 1  # runs are not adjacent: a phrase never spans a gap
+        return
+        yield  # pragma: no cover
+
+
+def tag_key(tag: str) -> str:
+    """How a tag is stored for exact filtering: normalised, spaces removed."""
+    return re.sub(r"\s+", "", normalise(tag))

@@ -1,0 +1,226 @@
+"""Import and export of cases as JSON Lines or CSV (Excel: UTF-8 with BOM out, CP932 accepted in)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
+from app.search.sync import queue_case
+from app.services.accounts import find_municipality
+from app.services.validation import clean_body, clean_title, find_category, parse_tag_names, tags_for
+
+COLUMNS = ["title", "issue", "environment", "cause", "resolution", "category", "tags",
+           "municipality", "visibility", "published_at"]
+REQUIRED = ("title", "issue", "resolution")
+JST = ZoneInfo("Asia/Tokyo")
+ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925, "大正": 1911}
+_WAREKI = re.compile(r"^(令和|平成|昭和|大正)(元|\d{1,2})年(\d{1,2})月(\d{1,2})日$")
+_SLASHED = re.compile(r"^(\d{4})[/.\-](\d{1,2})[/.\-](\d{1,2})$")
+
+
+class ImportFailed(Exception):
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    skipped: list[str] = field(default_factory=list)
+    rows: int = 0
+
+
+def parse_date(value: str) -> date:
+    """ISO (2024-04-01), Excel's default (2024/4/1) or 和暦 (令和6年4月1日)."""
+    text = unicodedata.normalize("NFKC", value).strip().replace(" ", "")
+    match = _WAREKI.match(text)
+    if match:
+        era, year, month, day = match.groups()
+        return date(ERAS[era] + (1 if year == "元" else int(year)), int(month), int(day))
+    match = _SLASHED.match(text)
+    if match:
+        return date(*(int(g) for g in match.groups()))
+    return datetime.fromisoformat(text).date() if "T" in text else date.fromisoformat(text)
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), else CP932 (what Excel writes for Japanese)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp932")
+    except UnicodeDecodeError:
+        raise ImportFailed(["文字コードを判別できません（UTF-8 または Shift_JIS/CP932 で保存してください）"]) from None
+
+
+def read_rows(path: Path) -> list[tuple[int, dict]]:
+    """(line number, row) pairs from a .jsonl or .csv file."""
+    text = decode(path.read_bytes())
+    suffix = path.suffix.lower()
+    rows: list[tuple[int, dict]] = []
+    if suffix == ".jsonl":
+        problems = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as error:
+                problems.append(f"line {number}: JSON の形式が正しくありません ({error.msg})")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"line {number}: 1行に1つの JSON オブジェクトを書いてください")
+                continue
+            rows.append((number, row))
+        if problems:
+            raise ImportFailed(problems)
+        return rows
+    if suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not reader.fieldnames:
+            raise ImportFailed(["line 1: 見出し行がありません"])
+        headers = [(h or "").strip() for h in reader.fieldnames]
+        missing = [c for c in REQUIRED if c not in headers]
+        if missing:
+            raise ImportFailed([f"line 1: 必須の列がありません: {', '.join(missing)}"])
+        reader.fieldnames = headers
+        start = reader.line_num + 1
+        for row in reader:
+            rows.append((start, {k: v for k, v in row.items() if k}))
+            start = reader.line_num + 1
+        return rows
+    raise ImportFailed([f"{path.name}: .jsonl か .csv のファイルを指定してください"])
+
+
+@dataclass
+class _Row:
+    number: int
+    title: str
+    fields: dict
+    category: object
+    tags: list[str]
+    municipality: Municipality | None
+    visibility: str
+    published_at: datetime
+
+
+def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, list[str]]:
+    errors: dict[str, str] = {}
+    title = clean_title(row.get("title"), errors)
+    texts = {}
+    for name, label in (("issue", "issue"), ("environment", "environment"), ("cause", "cause"),
+                        ("resolution", "resolution")):
+        texts[name] = clean_body(row.get(name) or "", errors, field=name, label=label,
+                                 required=name in REQUIRED)
+    category = default_category
+    if row.get("category") not in (None, ""):
+        category = find_category(str(row["category"]))
+        if category is None:
+            errors["category"] = f"分類「{row['category']}」はありません"
+    tags = parse_tag_names(row.get("tags"), errors)
+    municipality = None
+    if row.get("municipality") not in (None, ""):
+        municipality = find_municipality(str(row["municipality"]))
+        if municipality is None:
+            errors["municipality"] = f"市町「{row['municipality']}」が見つかりません"
+    visibility = (row.get("visibility") or Visibility.PRIVATE.value)
+    if visibility not in {v.value for v in Visibility}:
+        errors["visibility"] = "visibility は private・neighbours・all のいずれかです"
+    published_at = utcnow()
+    if row.get("published_at") not in (None, ""):
+        try:
+            day = parse_date(str(row["published_at"]))
+            published_at = datetime.combine(day, time(9, 0), JST).astimezone(timezone.utc)
+        except ValueError:
+            errors["published_at"] = f"日付「{row['published_at']}」を読めません（2024-04-01、2024/4/1、令和6年4月1日）"
+    if errors:
+        return None, [f"line {number}: {field}: {message}" for field, message in errors.items()]
+    return _Row(number, title, texts, category, tags, municipality, visibility, published_at), []
+
+
+def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportReport:
+    """Validate every row first; import all (published and queued for the index) or nothing."""
+    rows = read_rows(path)
+    default_category = find_category("other")
+    valid: list[_Row] = []
+    problems: list[str] = []
+    for number, row in rows:
+        checked, errors = _validate(number, row, default_category)
+        problems += errors
+        if checked:
+            valid.append(checked)
+    if problems:
+        raise ImportFailed(problems)
+    report = ImportReport(rows=len(valid))
+    existing = {
+        (title, owner) for title, owner in db.session.execute(select(Case.title, Case.municipality_id))
+    }
+    for row in valid:
+        owner = row.municipality.id if row.municipality else None
+        if (row.title, owner) in existing:
+            report.skipped.append(f"line {row.number}: 同じ件名の事例がすでにあるため読み飛ばしました: {row.title}")
+            continue
+        existing.add((row.title, owner))
+        if dry_run:
+            report.created += 1
+            continue
+        case = Case(
+            title=row.title, **row.fields, category=row.category, tags=tags_for(row.tags),
+            municipality=row.municipality, state=CaseState.PUBLISHED.value, visibility=row.visibility,
+            sharing_consent=row.visibility, published_at=row.published_at, created_by=user, updated_by=user,
+        )
+        db.session.add(case)
+        db.session.flush()
+        queue_case(case)
+        report.created += 1
+    return report
+
+
+def export_rows(state: str = CaseState.PUBLISHED.value) -> list[dict]:
+    cases = db.session.scalars(
+        select(Case).where(Case.state == state).order_by(Case.id)
+        .options(selectinload(Case.tags), selectinload(Case.category), selectinload(Case.municipality))
+    )
+    rows = []
+    for case in cases:
+        published = as_utc(case.published_at)
+        rows.append({
+            "title": case.title, "issue": case.issue, "environment": case.environment, "cause": case.cause,
+            "resolution": case.resolution, "category": case.category.slug, "tags": [t.name for t in case.tags],
+            "municipality": case.municipality.name if case.municipality else "",
+            "visibility": case.visibility,
+            "published_at": published.astimezone(JST).date().isoformat() if published else "",
+        })
+    return rows
+
+
+def export_cases(path: Path, state: str = CaseState.PUBLISHED.value) -> int:
+    rows = export_rows(state)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        with path.open("w", encoding="utf-8", newline="\n") as handle:
+            for row in rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif suffix == ".csv":
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({**row, "tags": "、".join(row["tags"])})
+    else:
+        raise ImportFailed([f"{path.name}: .jsonl か .csv のファイル名を指定してください"])
+    return len(rows)
