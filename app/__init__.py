@@ -41,11 +41,13 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     from app.cases import bp as cases_bp
     from app.questions import bp as questions_bp
     from app.admin import bp as admin_bp
+    from app.library import bp as library_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(questions_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(library_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
 

@@ -25,6 +25,13 @@ def _service_message(error: ServiceError) -> str:
     return " ".join(error.errors.values()) or error.message
 
 
+def _apply_index_work() -> None:
+    """CLI commands apply their own index work before they exit (a failure stays queued)."""
+    from app.search.sync import apply_after_commit
+
+    apply_after_commit()
+
+
 def _user_or_fail(username: str) -> User:
     user = accounts.get_user(username)
     if user is None:
@@ -164,6 +171,7 @@ def content_load(demo):
         db.session.rollback()
         _fail(str(error) if isinstance(error, ContentError) else _service_message(error))
     db.session.commit()
+    _apply_index_work()
     for line in report.lines():
         click.echo(line)
 
@@ -190,6 +198,7 @@ def cases_import(path, dry_run):
         click.echo(f"検証のみ: {report.created} 件を取り込めます（取り込んでいません）。")
         return
     db.session.commit()
+    _apply_index_work()
     click.echo(f"{report.created} 件の事例を取り込み、公開しました。")
 
 

@@ -7,6 +7,7 @@ from flask import abort, flash, request
 from flask_login import current_user, login_required
 
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
 from app.models import Category
@@ -57,6 +58,6 @@ def int_arg(name: str, default: int | None = None, minimum: int = 1, maximum: in
     return value
 
 
-def category_choices() -> list[tuple[str, str]]:
+def category_choices() -> list[SelectChoice]:
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id))
-    return [("", "選択してください")] + [(c.slug, c.name) for c in categories]
+    return [SelectChoice("", "選択してください")] + [SelectChoice(c.slug, c.name) for c in categories]

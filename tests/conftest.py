@@ -5,6 +5,7 @@ import itertools
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app import create_app
@@ -19,6 +20,17 @@ PASSWORD = "correct-horse-battery"
 _counter = itertools.count(1)
 
 
+class IsolatedClient(FlaskClient):
+    """Every request gets its own application context (its own ``g`` and database session), as
+    on a real server; the test's own session then sees what the request committed."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            response = super().open(*args, **kwargs)
+        db.session.expire_all()
+        return response
+
+
 @pytest.fixture
 def app(tmp_path: Path):
     class Config(TestingConfig):
@@ -26,6 +38,7 @@ def app(tmp_path: Path):
         SEARCH_INDEX_DIR = str(tmp_path / "index")
 
     app = create_app(Config)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         db.create_all()
         load_reference(Path(app.config["CONTENT_DIR"]))

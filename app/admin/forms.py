@@ -3,8 +3,8 @@ from wtforms import SelectField, StringField, SubmitField
 
 
 class NeighbourForm(FlaskForm):
-    first = SelectField("市町", coerce=int, validate_choice=False)
-    second = SelectField("近隣の市町", coerce=int, validate_choice=False)
+    first = SelectField("市町", validate_choice=False)
+    second = SelectField("近隣の市町", validate_choice=False)
     submit = SubmitField("近隣に設定")
 
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, url_for
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.admin import bp
@@ -23,7 +24,7 @@ def _municipalities() -> list[Municipality]:
 def municipalities():
     items = _municipalities()
     form = NeighbourForm()
-    choices = [(m.id, f"{m.name}（{m.code}）") for m in items]
+    choices = [SelectChoice("", "選択してください")] + [SelectChoice(str(m.id), f"{m.name}（{m.code}）") for m in items]
     form.first.choices = choices
     form.second.choices = choices
     by_id = {m.id: m for m in items}
@@ -37,8 +38,14 @@ def municipalities():
     )
 
 
-def _get_municipality(municipality_id: int | None) -> Municipality:
-    municipality = db.session.get(Municipality, municipality_id) if municipality_id else None
+def _get_municipality(municipality_id) -> Municipality | None:
+    if isinstance(municipality_id, str):
+        municipality_id = int(municipality_id) if municipality_id.isdigit() else None
+    return db.session.get(Municipality, municipality_id) if municipality_id else None
+
+
+def _get_municipality_or_400(municipality_id) -> Municipality:
+    municipality = _get_municipality(municipality_id)
     if municipality is None:
         abort(400)
     return municipality
@@ -52,6 +59,9 @@ def link():
     if not form.validate_on_submit():
         abort(400)
     a, b = _get_municipality(form.first.data), _get_municipality(form.second.data)
+    if a is None or b is None:
+        flash("近隣に設定する2つの市町を選んでください。", "error")
+        return redirect(url_for("admin.municipalities"))
     try:
         municipality_service.link(a, b)
     except ServiceError as error:
@@ -68,7 +78,7 @@ def link():
 def unlink(first_id: int, second_id: int):
     if not UnlinkForm().validate_on_submit():
         abort(400)
-    a, b = _get_municipality(first_id), _get_municipality(second_id)
+    a, b = _get_municipality_or_400(first_id), _get_municipality_or_400(second_id)
     try:
         municipality_service.unlink(a, b)
     except ServiceError as error:

@@ -81,6 +81,23 @@ _QUESTION = {
     ]
 }
 
+_SEARCH_HIT = {
+    "type": "object",
+    "required": ["id", "title", "snippet", "score"],
+    "properties": {
+        "id": {"type": "integer"},
+        "title": {"type": "string"},
+        "snippet": {"type": "string", "description": "HTML: escaped text with <mark> around the matches"},
+        "score": {"type": "number"},
+        "category": {"type": "string"},
+        "tags": _TAGS,
+        "municipality": {"$ref": "#/components/schemas/Municipality"},
+        "visibility": {"type": "string", "enum": ["private", "neighbours", "all"]},
+        "published_at": {"type": "string", "format": "date-time", "nullable": True},
+        "updated_at": {"type": "string", "format": "date-time"},
+    },
+}
+
 _CASE_TEXT = ["issue", "environment", "cause", "resolution"]
 _CASE = {
     "type": "object",
@@ -91,6 +108,7 @@ _CASE = {
         "title": {"type": "string"},
         "title_html": {"type": "string"},
         "state": {"type": "string", "enum": ["draft", "published", "archived"]},
+        "visibility": {"type": "string", "enum": ["private", "neighbours", "all"]},
         "category": {"type": "string"},
         "category_name": {"type": "string"},
         "tags": _TAGS,
@@ -239,6 +257,41 @@ _DOCUMENT = {
                 },
             }
         },
+        "/cases": {
+            "get": {
+                "summary": "Search the case library (Japanese full text, the caller's permissions applied)",
+                "parameters": [
+                    {"name": "q", "in": "query", "schema": {"type": "string"}, "description": "words; \"...\" for a phrase"},
+                    {"name": "category", "in": "query", "schema": {"type": "string"}},
+                    {"name": "tag", "in": "query", "schema": {"type": "string"}},
+                    {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "name, code, or `pref`"},
+                    {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
+                    {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
+                    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["relevance", "newest"]}},
+                ] + _PAGING,
+                "responses": {
+                    "200": {
+                        "description": "a page of hits; total is exact up to 1000 (then total_is_lower_bound)",
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["total", "results"],
+                            "properties": {
+                                "total": {"type": "integer"},
+                                "total_is_lower_bound": {"type": "boolean"},
+                                "page": {"type": "integer"},
+                                "per_page": {"type": "integer"},
+                                "results": {"type": "array", "items": {"$ref": "#/components/schemas/SearchHit"}},
+                                "facets": {"type": "object", "additionalProperties": {"type": "array", "items": {
+                                    "type": "object",
+                                    "properties": {"value": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"}},
+                                }}},
+                            },
+                        }}},
+                    },
+                    **_error_responses(400, 401),
+                },
+            }
+        },
         "/cases/{case_id}": {
             "get": {
                 "summary": "A case",
@@ -282,6 +335,7 @@ _DOCUMENT = {
             "QuestionSummary": _QUESTION_SUMMARY,
             "Question": _QUESTION,
             "Case": _CASE,
+            "SearchHit": _SEARCH_HIT,
         },
     },
 }

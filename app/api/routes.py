@@ -12,9 +12,11 @@ from app.api import bp
 from app.api.auth import api_user, token_required
 from app.api.errors import ApiError, json_error
 from app.api.openapi import openapi_document
-from app.api.serializers import case_json, question_json, question_summary_json
+from app.api.serializers import case_json, case_summary_json, question_json, question_summary_json
 from app.extensions import db
 from app.models import Case, Question, QuestionStatus
+from app.search.params import search_params_from
+from app.search.service import search_cases
 from app.services import cases as case_service
 from app.services import questions as question_service
 from app.services.errors import ServiceError
@@ -152,6 +154,30 @@ def resolve_question(question_id: int):
     case = question_service.resolve_question(api_user(), question, json_body().get("answer_id"))
     db.session.commit()
     return case_json(case), 201
+
+
+@bp.get("/cases")
+@token_required
+def search_cases_api():
+    """Search the case library: the same rules, ranking and permission filter as the page."""
+    params, errors = search_params_from(request.args)
+    if errors:
+        raise ApiError(400, "invalid_parameter", " ".join(errors.values()), fields=errors)
+    result = search_cases(api_user(), params)
+    return {
+        "total": result.total,
+        "total_is_lower_bound": result.total_is_lower_bound,
+        "page": result.page,
+        "per_page": result.per_page,
+        "results": [
+            {**case_summary_json(hit.case), "snippet": str(hit.snippet), "score": round(hit.score, 4)}
+            for hit in result.hits
+        ],
+        "facets": {
+            name: [{"value": value, "label": label, "count": count} for value, label, count in values]
+            for name, values in result.facets.items()
+        },
+    }
 
 
 @bp.get("/cases/<int:case_id>")

@@ -74,12 +74,26 @@ def question_json(q: Question) -> dict:
     return data
 
 
+def case_summary_json(case: Case) -> dict:
+    return {
+        "id": case.id,
+        "title": case.title,
+        "category": case.category.slug,
+        "tags": [t.name for t in case.tags],
+        "municipality": municipality_json(case.municipality),
+        "visibility": case.visibility,
+        "published_at": iso(case.published_at),
+        "updated_at": iso(case.updated_at),
+    }
+
+
 def case_json(case: Case) -> dict:
     data = {
         "id": case.id,
         "title": case.title,
         "title_html": str(escape(case.title)),
         "state": case.state,
+        "visibility": case.visibility,
         "category": case.category.slug,
         "category_name": case.category.name,
         "tags": [t.name for t in case.tags],

@@ -1,6 +1,7 @@
 """Page forms. They carry CSRF and keep what was typed; the services validate the content."""
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 
 from app.models import SharingConsent
 
@@ -12,7 +13,7 @@ class QuestionForm(FlaskForm):
     body = TextAreaField("相談内容（Markdown）")
     sharing_consent = RadioField(
         "解決後の事例の共有",
-        choices=[(c.value, c.label) for c in SharingConsent],
+        choices=[SelectChoice(c.value, c.label) for c in SharingConsent],
         default=SharingConsent.PRIVATE.value,
         validate_choice=False,
     )

@@ -230,9 +230,8 @@ class BigramTokenizer(Tokenizer):
                 if positions:
                     token.pos = position
                 position += 1
+                yield token
             position += 1  # runs are not adjacent: a phrase never spans a gap
-        return
-        yield  # pragma: no cover
 
 
 def tag_key(tag: str) -> str:

@@ -144,7 +144,11 @@ class SearchIndex:
         if cached is not None and cached[0] is index:
             searcher = cached[1]
             if not searcher.up_to_date():
-                searcher = searcher.refresh()
+                # A new searcher, not ``refresh()``: Whoosh's refresh reuses segment readers by
+                # segment id and so keeps their old deletions (an updated or removed case would
+                # stay visible). Tested in test_search.py.
+                searcher.close()
+                searcher = index.searcher()
                 self._local.searcher = (index, searcher)
             return searcher
         if cached is not None:

@@ -178,6 +178,10 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
         except Exception:
             log.exception("retrying queued index work failed")
     searcher = current_index().searcher()
+    if searcher.doc_count_all() == 0:
+        if log_misses and params.q.strip():
+            _log_miss(params.q)
+        return empty
     parsed = querying.parse(params.q, synonym_map())
     if params.q.strip() and parsed.empty:
         return empty  # only filler words (「について」): nothing to look for
@@ -310,3 +314,30 @@ def _log_miss(text: str) -> None:
     except Exception:
         db.session.rollback()
         log.exception("could not log a search without results")
+
+
+def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHit]:
+    """Published cases most like a question being written: its rarest words, ranked, no
+    minimum beyond two shared words (one for a short title)."""
+    scope = policy.case_scope(user)
+    if scope.nothing or not text.strip():
+        return []
+    searcher = current_index().searcher()
+    parsed = querying.parse(text, synonym_map())
+    if not parsed.words or searcher.doc_count_all() == 0:
+        return []
+    def rarity(word):
+        return sum(searcher.doc_frequency(f, word.text) for f in ("title", "body", "resolution")) or 10**9
+    chosen = sorted(parsed.words, key=rarity)[:10]
+    parsed = querying.ParsedQuery(chosen, [], parsed.needles)
+    clauses = [querying.word_clause(w) for w in chosen]
+    scored = clauses[0] if len(clauses) == 1 else Q.Or(clauses)
+    scope_q = scope_query(scope)
+    allowed = None if scope_q is None else _scope_docs(searcher, scope, scope_q)
+    if len(clauses) >= 3:
+        enough = _docs_matching_enough(searcher, clauses, 2)
+        allowed = enough if allowed is None else allowed.intersection(enough)
+    if allowed is not None and not allowed:
+        return []
+    ids, scores = _top_documents(searcher, scored, allowed, limit, newest=False)
+    return _hits(user, ids[:limit], scores, parsed.needles)

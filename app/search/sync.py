@@ -222,7 +222,8 @@ def reindex(index: SearchIndex | None = None, batch: int = 1000, procs: int = 1,
                 writer.add_document(**case_document(case))
             report.documents += len(cases)
             last_id = cases[-1].id
-            db.session.expunge_all()
+            for case in cases:  # keep memory flat without detaching the caller's objects
+                db.session.expunge(case)
             if progress:
                 progress(report.documents)
         writer.commit()

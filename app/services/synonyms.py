@@ -1,0 +1,40 @@
+"""Synonym groups the help desk maintains (query-time: no reindex needed)."""
+from __future__ import annotations
+
+import unicodedata
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import SearchSynonym
+from app.services.errors import Forbidden, ValidationFailed
+
+
+def parse_group(text: str) -> str:
+    terms = []
+    for raw in (text or "").replace("＝", "=").split("="):
+        term = unicodedata.normalize("NFKC", raw).strip()
+        if term and term not in terms:
+            terms.append(term)
+    return "=".join(terms)
+
+
+def add_group(text: str) -> SearchSynonym:
+    terms = parse_group(text)
+    if terms.count("=") < 1:
+        raise ValidationFailed({"terms": "2語以上を「=」で区切って入力してください（例: UTM=統合脅威管理）。"})
+    if len(terms) > 500 or any(len(t) > 50 for t in terms.split("=")):
+        raise ValidationFailed({"terms": "1語は50文字以内、全体で500文字以内にしてください。"})
+    if db.session.scalar(select(SearchSynonym.id).where(SearchSynonym.terms == terms)):
+        raise ValidationFailed({"terms": f"「{terms}」はすでに登録されています。"})
+    group = SearchSynonym(terms=terms, source="helpdesk")
+    db.session.add(group)
+    db.session.flush()
+    return group
+
+
+def delete_group(group: SearchSynonym) -> None:
+    if group.source != "helpdesk":
+        raise Forbidden("content/ から読み込んだ同義語は、content/search/synonyms.txt で変更してください。")
+    db.session.delete(group)
+    db.session.flush()

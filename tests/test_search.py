@@ -1,0 +1,485 @@
+"""Search: analysis, permissions inside the query, consistency with the database, the CLI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import Case, SearchMiss, SearchOutbox, SearchSynonym
+from app.search import analysis
+from app.search.service import SearchParams, search_cases, similar_cases
+from app.search.snippets import make_snippet
+from app.search.sync import apply_pending, check, current_index, queue_case, reindex
+from app.services import municipalities as municipality_service
+from app.services.importing import import_cases
+from tests.conftest import municipality
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- analysis ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("raw,expected", [
+    ("ＶＰＮ", "vpn"), ("ｻｰﾊﾞ", "サーバ"), ("サーバー", "サーバ"), ("プリンター", "プリンタ"),
+    ("セキュリティー", "セキュリティ"), ("Ｗｉ－Ｆｉ", "wi-fi"), ("キー", "キー"),
+])
+def test_normalise_folds_width_case_and_final_long_vowel(raw, expected):
+    assert analysis.normalise(raw) == expected
+
+
+def test_words_drop_particles_and_filler_and_keep_content():
+    texts = [w.text for w in analysis.words("夜間バッチが朝までに終わらないときに確認すること")]
+    assert texts == ["夜間", "バッチ", "朝", "終わる", "確認"]
+
+
+def test_katakana_variants_give_the_same_words():
+    assert [w.text for w in analysis.words("サーバーのプリンター")] == [w.text for w in analysis.words("ｻｰﾊﾞのプリンタ")]
+
+
+def test_compounds_also_yield_their_parts():
+    word = analysis.words("無線LANアクセスポイント")[-1]
+    assert word.text == "アクセスポイント" and word.parts == ["アクセス", "ポイント"]
+
+
+def test_bigrams_of_unknown_words():
+    assert analysis.bigrams("FortiGate設定") == ["fo", "or", "rt", "ti", "ig", "ga", "at", "te", "e設", "設定"]
+
+
+def test_tokenizer_is_one_per_thread():
+    import threading
+
+    errors = []
+
+    def work():
+        try:
+            for _ in range(50):
+                analysis.words("情報セキュリティポリシーの見直しとサーバー更改")
+        except Exception as error:  # "Already borrowed" if a tokenizer were shared
+            errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_snippet_marks_words_in_the_original_text_and_escapes_html():
+    snippet = str(make_snippet("前置き。ｻｰﾊﾞーに接続できない<script>x</script>。VPN装置を再起動した。", ["サーバ", "vpn"]))
+    assert "<mark>ｻｰﾊﾞー</mark>" in snippet and "<mark>VPN</mark>" in snippet
+    assert "<script>" not in snippet and "&lt;script&gt;" in snippet
+
+
+def test_snippet_starts_at_a_sentence():
+    text = "一文目はとても長い前置きです。" * 10 + "二文目で証明書の期限が切れていました。三文目。"
+    snippet = str(make_snippet(text, ["証明書"]))
+    assert snippet.startswith("…二文目で<mark>証明書</mark>")
+
+
+# --- a small world ----------------------------------------------------------------------------
+
+def add_case(make_user, title, *, owner="呉市", visibility="all", body="本文", tags=(), category="network"):
+    from app.models import Category, CaseState
+    from app.services.validation import tags_for
+
+    case = Case(
+        title=title, issue=body, resolution="対応した。", category=db.session.scalar(
+            select(Category).where(Category.slug == category)),
+        municipality=municipality(owner) if owner else None, state=CaseState.PUBLISHED.value,
+        visibility=visibility, sharing_consent=visibility, tags=tags_for(list(tags)),
+    )
+    from app.models import utcnow
+
+    case.published_at = utcnow()
+    db.session.add(case)
+    db.session.flush()
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    return case
+
+
+def titles(user, q, **kw):
+    result = search_cases(user, SearchParams(q=q, **kw), log_misses=False)
+    return result, [h.case.title for h in result.hits]
+
+
+# --- permissions ------------------------------------------------------------------------------
+
+def test_search_shows_only_what_the_policy_allows_in_hits_totals_facets_and_snippets(make_user):
+    kure = make_user("municipal", "呉市")
+    shobara = make_user("municipal", "庄原市")
+    desk = make_user("helpdesk")
+    add_case(make_user, "呉市の非公開VPN障害", owner="呉市", visibility="private", body="秘密のVPNホスト vpn01")
+    add_case(make_user, "全体共有のVPN設定", owner="福山市", visibility="all", body="VPNの設定例")
+    add_case(make_user, "近隣共有のVPN更新", owner="東広島市", visibility="neighbours", body="VPN機器の更新")
+
+    result, seen = titles(shobara, "VPN")
+    assert seen == ["全体共有のVPN設定"]
+    assert result.total == 1
+    assert [label for _v, label, _n in result.facets["municipality"]] == ["福山市"]
+    assert all("vpn01" not in str(h.snippet) for h in result.hits)
+
+    result, seen = titles(kure, "VPN")
+    assert set(seen) == {"呉市の非公開VPN障害", "全体共有のVPN設定"}
+    assert result.total == 2
+
+    municipality_service.link(municipality("呉市"), municipality("東広島市"))
+    db.session.commit()
+    _result, seen = titles(kure, "VPN")
+    assert "近隣共有のVPN更新" in seen
+
+    result, seen = titles(desk, "VPN")
+    assert result.total == 3
+
+
+def test_group_members_see_neighbours_cases(make_user):
+    sera = make_user("municipal", "世羅町")  # 共同利用2 with 三原市
+    add_case(make_user, "三原市の基幹システム共同利用", owner="三原市", visibility="neighbours")
+    _result, seen = titles(sera, "基幹システム")
+    assert seen == ["三原市の基幹システム共同利用"]
+
+
+def test_observer_viewer_sees_cases_shared_with_all_only(make_user):
+    viewer = make_user("viewer", "笠岡市")
+    add_case(make_user, "全市町共有のUTM更新", visibility="all")
+    add_case(make_user, "非公開のUTM更新", visibility="private")
+    _result, seen = titles(viewer, "UTM")
+    assert seen == ["全市町共有のUTM更新"]
+
+
+def test_a_user_who_may_see_nothing_in_the_index_gets_nothing_not_everything(make_user):
+    kure = make_user("municipal", "竹原市")
+    add_case(make_user, "呉市だけのプリンタ設定", owner="呉市", visibility="private")
+    result, seen = titles(kure, "プリンタ")
+    assert result.total == 0 and seen == []
+    result, seen = titles(kure, "")
+    assert result.total == 0
+
+
+def test_drafts_are_not_searchable(make_user):
+    desk = make_user("helpdesk")
+    case = add_case(make_user, "下書きになるDNS設定")
+    case.state = "draft"
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    assert titles(desk, "DNS")[0].total == 0
+
+
+# --- consistency with the database ------------------------------------------------------------
+
+def test_publish_and_edit_reach_the_index_right_after_the_commit(client, make_user, make_question, token_for):
+    asker = make_user("municipal", "呉市")
+    desk = make_user("helpdesk")
+    headers = token_for(desk)
+    question = make_question(asker, title="プロキシ認証でWeb会議が切れる")
+    answer = client.post(f"/api/v1/questions/{question.id}/answers", headers=headers, json={"body": "除外設定"}).get_json()
+    case = client.post(f"/api/v1/questions/{question.id}/resolve", headers=headers, json={"answer_id": answer["id"]}).get_json()
+    assert titles(desk, "プロキシ")[0].total == 0  # a draft is not in the index
+    client.post(f"/api/v1/cases/{case['id']}/publish", headers=headers, json={})
+    assert titles(desk, "プロキシ")[1] == ["プロキシ認証でWeb会議が切れる"]
+    client.patch(f"/api/v1/cases/{case['id']}", headers=headers, json={"title": "Web会議の音声が途切れる"})
+    assert titles(desk, "プロキシ")[0].total == 0  # the old title is gone from the index
+    assert titles(desk, "音声")[1] == ["Web会議の音声が途切れる"]
+    assert check().ok
+
+
+def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
+    desk = make_user("helpdesk")
+    from app.search import index as index_module
+
+    def broken_writer(self, generation=None):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(index_module.SearchIndex, "writer", broken_writer)
+    with pytest.raises(OSError):
+        add_case(make_user, "停電後にスイッチが起動しない")
+    row = db.session.scalar(select(SearchOutbox))
+    assert row.applied_at is None and row.attempts == 1 and "disk full" in row.last_error
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 1  # the database keeps the case
+    monkeypatch.undo()
+    assert not check().ok
+    apply_pending()
+    assert titles(desk, "停電")[1] == ["停電後にスイッチが起動しない"]
+    assert check().ok
+
+
+def test_reindex_builds_a_new_generation_and_keeps_searching(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "ガバメントクラウド接続の回線選定")
+    index = current_index()
+    before = index.current_generation()
+    report = reindex()
+    assert report.documents == 1
+    assert index.current_generation() != before
+    assert titles(desk, "ガバクラ")[1] == ["ガバメントクラウド接続の回線選定"]
+    assert check().ok
+
+
+def test_check_reports_every_difference(make_user):
+    first = add_case(make_user, "ランサムウェア初動")
+    second = add_case(make_user, "標的型メール訓練")
+    with current_index().lock(), current_index().writer() as writer:
+        writer.delete_by_term("id", str(first.id))
+    second.title = "標的型メール訓練（改訂）"
+    db.session.commit()  # changed without queueing: the index is now stale
+    report = check()
+    assert report.missing == [first.id] and report.stale == [second.id] and not report.ok
+
+
+def test_cli_check_and_reindex(runner, make_user):
+    add_case(make_user, "複合機のスキャンが共有フォルダに保存できない")
+    result = runner.invoke(args=["search", "check"])
+    assert result.exit_code == 0 and "一致" in result.output
+    with current_index().lock(), current_index().writer() as writer:
+        writer.delete_by_term("id", "1")
+    result = runner.invoke(args=["search", "check"])
+    assert result.exit_code == 1 and "事例 #1" in result.output
+    result = runner.invoke(args=["search", "reindex"])
+    assert result.exit_code == 0 and "1 件を索引しました" in result.output
+    assert runner.invoke(args=["search", "check"]).exit_code == 0
+
+
+def test_two_processes_writing_at_once_lose_nothing(app, tmp_path):
+    """Two CLI processes import into the same database and index at the same time."""
+    env = {
+        "FLASK_SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+        "FLASK_SEARCH_INDEX_DIR": app.config["SEARCH_INDEX_DIR"],
+        "APP_CONFIG": "testing",
+        "PATH": "/usr/bin:/bin",
+    }
+    db.session.commit()
+    files = []
+    for n in range(2):
+        path = tmp_path / f"part{n}.jsonl"
+        with path.open("w", encoding="utf-8") as handle:
+            for i in range(25):
+                handle.write(json.dumps({"title": f"並行取り込み{n}-{i} サーバ更改", "issue": "内容",
+                                         "resolution": "対応", "visibility": "all"}, ensure_ascii=False) + "\n")
+        files.append(path)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "flask", "--app", "app", "cases", "import", str(path)],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for path in files
+    ]
+    outputs = [p.communicate(timeout=120) for p in processes]
+    assert all(p.returncode == 0 for p in processes), outputs
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 50
+    report = check()
+    assert report.ok and report.pending == 0, report
+
+
+# --- query features ---------------------------------------------------------------------------
+
+def test_quoted_phrase_must_appear_as_typed(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "証明書の期限切れ", body="サーバ証明書の期限が切れた")
+    add_case(make_user, "期限と証明書", body="証明書を更新する期限を決めた")
+    _r, seen = titles(desk, '"証明書の期限"')
+    assert seen == ["証明書の期限切れ"]
+
+
+def test_filters_by_category_tag_municipality_and_period(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "無線LANの設定A", tags=["Wi-Fi"], category="network", owner="呉市")
+    add_case(make_user, "無線LANの設定B", tags=["暗号化"], category="security", owner="福山市")
+    assert titles(desk, "無線LAN", category="security")[1] == ["無線LANの設定B"]
+    assert titles(desk, "無線LAN", tag="ｗｉ－ｆｉ")[1] == ["無線LANの設定A"]
+    assert titles(desk, "無線LAN", municipality=str(municipality("呉市").id))[1] == ["無線LANの設定A"]
+    from datetime import date, timedelta
+
+    assert titles(desk, "無線LAN", date_to=date.today() - timedelta(days=2))[0].total == 0
+
+
+def test_synonym_added_by_the_help_desk_applies_at_once(client, make_user, login):
+    desk = make_user("helpdesk")
+    add_case(make_user, "EDRの導入", body="EDRを全端末に入れた")
+    assert titles(desk, "振る舞い検知")[0].total == 0
+    login(desk)
+    response = client.post("/search/synonyms", data={"terms": "EDR=振る舞い検知"})
+    assert response.status_code == 302
+    assert titles(desk, "振る舞い検知")[1] == ["EDRの導入"]
+
+
+def test_queries_without_results_are_logged_without_the_user_and_listed(client, make_user, login):
+    kure = make_user("municipal", "呉市")
+    login(kure)
+    client.get("/search?q=量子暗号の調達")
+    miss = db.session.scalar(select(SearchMiss))
+    assert miss.query == "量子暗号の調達"
+    assert {c.name for c in SearchMiss.__table__.columns} == {"id", "query", "created_at"}
+    assert client.get("/search/misses").status_code == 403
+    login(make_user("helpdesk"))
+    assert "量子暗号の調達" in client.get("/search/misses").get_data(as_text=True)
+
+
+def test_search_page_shows_hits_snippets_and_facets(client, make_user, login):
+    add_case(make_user, "VPN装置の証明書更新", body="VPN装置の証明書が期限切れ。")
+    login(make_user("municipal", "呉市"))
+    page = client.get("/search?q=ＶＰＮ").get_data(as_text=True)
+    assert "VPN装置の証明書更新" in page and "<mark>VPN</mark>" in page
+    assert "1件" in page and "ネットワーク" in page
+
+
+def test_api_search_returns_total_results_and_snippets(client, make_user, token_for):
+    add_case(make_user, "UTMのファームウェア更新", body="UTMを更新した")
+    headers = token_for(make_user("municipal", "庄原市"))
+    body = client.get("/api/v1/cases?q=統合脅威管理", headers=headers).get_json()
+    assert body["total"] == 1
+    hit = body["results"][0]
+    assert hit["title"] == "UTMのファームウェア更新" and "<mark>" in hit["snippet"] and hit["score"] > 0
+    assert client.get("/api/v1/cases?page=0", headers=headers).status_code == 400
+    assert client.get("/api/v1/cases?municipality=どこか", headers=headers).status_code == 400
+
+
+def test_similar_cases_while_typing_a_question(client, make_user, login):
+    add_case(make_user, "夜間バッチが朝までに終わらない", body="夜間バッチの処理時間が延びた")
+    add_case(make_user, "プリンタの印刷が遅い")
+    login(make_user("municipal", "呉市"))
+    data = client.get("/search/similar?title=夜間のバッチ処理&body=朝までに終わりません").get_json()
+    assert [r["title"] for r in data["results"]][:1] == ["夜間バッチが朝までに終わらない"]
+
+
+def test_the_index_is_rebuildable_from_the_database_alone(app, make_user):
+    add_case(make_user, "LGWANメールの遅延")
+    import shutil
+
+    shutil.rmtree(app.config["SEARCH_INDEX_DIR"])
+    from app.search import index as index_module
+
+    index_module._indexes.clear()
+    reindex()
+    desk = make_user("helpdesk")
+    assert titles(desk, "総合行政ネットワーク")[1] == ["LGWANメールの遅延"]
+
+
+# --- import and export ------------------------------------------------------------------------
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+CSV = ("title,issue,environment,cause,resolution,category,tags,municipality,visibility,published_at\r\n"
+       "Excelから来た事例,症状です,,,対応です,ネットワーク,VPN、テレワーク,呉市,all,2024/4/1\r\n"
+       "和暦の事例,症状,,,対応,security,,342076,neighbours,令和6年4月1日\r\n"
+       "県の事例,症状,,,対応,,,,,\r\n")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp932"])
+def test_import_csv_in_every_excel_encoding(runner, tmp_path, encoding):
+    path = write(tmp_path / "faq.csv", CSV, encoding)
+    result = runner.invoke(args=["cases", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    cases = {c.title: c for c in db.session.scalars(select(Case))}
+    assert set(cases) == {"Excelから来た事例", "和暦の事例", "県の事例"}
+    excel = cases["Excelから来た事例"]
+    assert [t.name for t in excel.tags] == ["VPN", "テレワーク"] and excel.municipality.name == "呉市"
+    assert excel.state == "published" and excel.visibility == "all" and excel.sharing_consent == "all"
+    assert cases["和暦の事例"].municipality.name == "福山市"
+    from app.models import as_utc
+    from zoneinfo import ZoneInfo
+
+    assert as_utc(cases["和暦の事例"].published_at).astimezone(ZoneInfo("Asia/Tokyo")).date().isoformat() == "2024-04-01"
+    assert cases["県の事例"].municipality is None and cases["県の事例"].visibility == "private"
+    assert cases["県の事例"].category.slug == "other"
+    assert check().ok  # imported cases are indexed before the command ends
+
+
+def test_import_with_an_invalid_row_imports_nothing(runner, tmp_path):
+    text = CSV + "件名だけ,,,,,network,,,,\r\n" + "不明な市,症状,,,対応,network,,どこか町,,\r\n"
+    path = write(tmp_path / "bad.csv", text, "utf-8-sig")
+    result = runner.invoke(args=["cases", "import", str(path)])
+    assert result.exit_code != 0
+    assert "line 5: issue" in result.output and "line 5: resolution" in result.output
+    assert "line 6: municipality" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_import_dry_run_changes_nothing(runner, tmp_path):
+    path = write(tmp_path / "faq.csv", CSV)
+    result = runner.invoke(args=["cases", "import", str(path), "--dry-run"])
+    assert result.exit_code == 0 and "3 件を取り込めます" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_import_jsonl_with_a_tag_list_and_reimport_skips(runner, tmp_path):
+    row = {"title": "JSON事例", "issue": "症状", "resolution": "対応", "tags": ["UTM", "ログ"], "category": "security"}
+    path = write(tmp_path / "faq.jsonl", json.dumps(row, ensure_ascii=False) + "\n\n")
+    assert runner.invoke(args=["cases", "import", str(path)]).exit_code == 0
+    again = runner.invoke(args=["cases", "import", str(path)])
+    assert again.exit_code == 0 and "読み飛ばしました" in again.output
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_import_reports_malformed_jsonl_lines(runner, tmp_path):
+    path = write(tmp_path / "faq.jsonl", '{"title": "a", "issue": "b", "resolution": "c"}\n{broken\n')
+    result = runner.invoke(args=["cases", "import", str(path)])
+    assert result.exit_code != 0 and "line 2" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+def test_export_csv_opens_in_excel_and_round_trips(runner, tmp_path):
+    runner.invoke(args=["cases", "import", str(write(tmp_path / "faq.csv", CSV))])
+    out = tmp_path / "out.csv"
+    assert runner.invoke(args=["cases", "export", str(out)]).exit_code == 0
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert "Excelから来た事例" in raw.decode("utf-8-sig") and "VPN、テレワーク" in raw.decode("utf-8-sig")
+    jsonl = tmp_path / "out.jsonl"
+    runner.invoke(args=["cases", "export", str(jsonl)])
+    rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]
+    assert {r["title"] for r in rows} == {"Excelから来た事例", "和暦の事例", "県の事例"}
+    assert next(r for r in rows if r["title"] == "和暦の事例")["published_at"] == "2024-04-01"
+
+
+def test_content_load_ships_synonyms_and_keeps_help_desk_ones(runner, make_user):
+    db.session.add(SearchSynonym(terms="EDR=振る舞い検知", source="helpdesk"))
+    db.session.commit()
+    runner.invoke(args=["content", "load"])
+    runner.invoke(args=["content", "load"])
+    groups = set(db.session.scalars(select(SearchSynonym.terms)))
+    assert "UTM=統合脅威管理=統合脅威管理装置" in groups and "EDR=振る舞い検知" in groups
+    assert db.session.scalar(select(func.count()).select_from(SearchSynonym)) == len(groups)
+
+
+def test_words_missing_from_the_dictionary_are_found_through_bigrams(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "ＦｏｒｔｉＧａｔｅ６０Ｆのファーム更新", body="ﾌｫｰﾃｨｹﾞｰﾄ機器")
+    assert titles(desk, "ortigat")[1] == ["ＦｏｒｔｉＧａｔｅ６０Ｆのファーム更新"]
+    assert titles(desk, "gate60f")[0].total == 1
+    assert titles(desk, "gatefort")[0].total == 0  # every bigram of a word is needed
+
+
+def test_exact_word_matches_rank_above_bigram_matches(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "京都の事例", body="東京都の庁舎で設定した")   # 京都 only as bigrams inside 東京都
+    add_case(make_user, "別の事例", body="京都府の庁舎で設定した")     # 京都 as a word
+    assert titles(desk, "京都 庁舎")[1][0] in {"京都の事例", "別の事例"}
+    ranked = titles(desk, "京都府")[1]
+    assert ranked[0] == "別の事例"
+
+
+def test_a_reused_searcher_sees_updates_and_removals_made_after_it_opened(make_user):
+    desk = make_user("helpdesk")
+    case = add_case(make_user, "スイッチのループ検知")
+    assert titles(desk, "ループ")[0].total == 1  # the thread's searcher is now open
+    case.title = "スイッチのループ検知（改訂）"
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    result, seen = titles(desk, "ループ")
+    assert seen == ["スイッチのループ検知（改訂）"] and result.total == 1  # not the old version too
+    case.state = "archived"
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    assert titles(desk, "ループ")[0].total == 0
