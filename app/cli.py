@@ -1,6 +1,7 @@
 """``flask --app app ...`` commands: users, tokens, municipalities, content."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -217,7 +218,7 @@ def cases_export(path, state):
 
 
 @search.command("reindex")
-@click.option("--procs", default=1, show_default=True, help="索引作成のプロセス数")
+@click.option("--procs", default=min(2, os.cpu_count() or 1), show_default=True, help="索引作成のプロセス数")
 def search_reindex(procs):
     """データベースから索引を新しい世代に作り直し、完成したら切り替える。"""
     from app.search.sync import reindex

@@ -1,6 +1,8 @@
 """Markdown -> HTML -> bleach, with the single allowlist. Every user text is rendered here."""
 from __future__ import annotations
 
+import re
+
 import bleach
 import markdown
 from bleach.html5lib_shim import Filter
@@ -51,10 +53,16 @@ _cleaner = bleach.Cleaner(
 )
 
 
-def render_markdown(text: str | None) -> Markup:
-    """Render user Markdown to HTML that is safe to put in a page."""
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+def render_markdown(text: str | None, heading_offset: int = 0) -> Markup:
+    """Render user Markdown to HTML that is safe to put in a page. ``heading_offset`` moves the
+    text's own headings down (a case section's "## 症状" must not outrank the section title)."""
     if not text:
         return Markup("")
     html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
     cleaned = _cleaner.clean(html)
+    if heading_offset:
+        cleaned = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + heading_offset)}>", cleaned)
     return Markup(cleaned)

@@ -37,8 +37,18 @@ def question_case(question) -> Case | None:
     return case
 
 
+def person_label(user) -> str:
+    """A user's name as shown beside their municipality: without repeating the municipality."""
+    label = user.label
+    municipality = getattr(user, "municipality", None)
+    if municipality is not None and not label.startswith(municipality.name):
+        return f"{label}（{municipality.name}）"
+    return label
+
+
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["markdown"] = render_markdown
+    app.jinja_env.filters["section_markdown"] = lambda text: render_markdown(text, heading_offset=2)
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = lambda v: format_datetime(v, with_time=False)
     app.jinja_env.globals.update(
@@ -49,4 +59,5 @@ def register_template_helpers(app: Flask) -> None:
         Role=Role,
         page_url=page_url,
         question_case=question_case,
+        person_label=person_label,
     )

@@ -46,8 +46,9 @@ def test_compounds_also_yield_their_parts():
     assert word.text == "アクセスポイント" and word.parts == ["アクセス", "ポイント"]
 
 
-def test_bigrams_of_unknown_words():
-    assert analysis.bigrams("FortiGate設定") == ["fo", "or", "rt", "ti", "ig", "ga", "at", "te", "e設", "設定"]
+def test_bigrams_cover_latin_digits_and_katakana_only():
+    assert analysis.bigrams("FortiGate60Fの設定とサーバー") == [
+        "fo", "or", "rt", "ti", "ig", "ga", "at", "te", "e6", "60", "0f", "サー", "ーバ"]
 
 
 def test_tokenizer_is_one_per_thread():

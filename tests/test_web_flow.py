@@ -93,8 +93,8 @@ def test_question_travels_from_ask_to_published_case_through_the_pages(client, l
     # The municipal user logs in and sees their municipality's questions page.
     login(kure)
     page = text_of(client.get("/questions"))
-    assert "呉市の相談" in page
-    assert "該当する相談はありません。" in page
+    assert "自団体の相談（呉市）" in page
+    assert "まだ相談はありません。" in page
 
     # Asks a question.
     response = client.post("/questions/new", data=ask_form())
@@ -198,7 +198,7 @@ def test_municipal_questions_page_lists_only_own_municipality(client, login, kur
     make_question(fukuyama, title="福山市のメール相談")
     login(kure)
     page = text_of(client.get("/questions"))
-    assert "呉市の相談" in page
+    assert "自団体の相談（呉市）" in page
     assert "呉市のプリンタ相談" in page
     assert "福山市のメール相談" not in page
 
@@ -264,7 +264,7 @@ def test_tags_are_normalised_and_deduplicated_and_consent_defaults_to_private(cl
     assert [t.name for t in question.tags] == sorted(["VPN", "テレワーク", "UTM"])
     assert count(Tag) == 3
     assert question.sharing_consent == "private"
-    assert "共有: 共有しない（自団体と県のみ）" in text_of(client.get(f"/questions/{question.id}"))
+    assert "事例の共有範囲: 共有しない（自団体と県のみ）" in text_of(client.get(f"/questions/{question.id}"))
 
 
 def test_questions_page_filters_by_status_and_rejects_unknown_status(client, login, kure, helpdesk, make_question):
@@ -331,7 +331,7 @@ def test_helpdesk_queue_lists_open_and_answered_oldest_first_and_filters_by_cate
     assert "古いネットワーク相談" not in page and "新しいネットワーク相談" not in page
 
     page = text_of(client.get(f"/helpdesk/queue?category=network&municipality={municipality('福山市').id}"))
-    assert "対応待ちの相談はありません。" in page
+    assert "条件に合う相談はありません。" in page
     assert client.get("/helpdesk/queue?municipality=abc").status_code == 400
 
 
@@ -643,7 +643,7 @@ def test_hostile_preview_shows_no_script_and_no_javascript_link(client, login, k
     data = ask_form(body=HOSTILE_BODY, preview="プレビュー")
     del data["submit"]
     page = text_of(client.post("/questions/new", data=data))
-    preview = page[page.index('aria-label="プレビュー"'):]
+    preview = page[page.index('aria-label="プレビュー"'):page.index("</section>", page.index('aria-label="プレビュー"'))]
     assert "<script>alert" not in page
     assert "javascript:" not in preview
     assert 'href="javascript' not in page

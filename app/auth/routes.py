@@ -51,7 +51,7 @@ def login():
             login_user(user)
             session.permanent = True
             current_app.logger.info("login ok for %r from %s", user.username, request.remote_addr)
-            flash(f"{user.label} さん、ようこそ。", "success")
+            flash("ログインしました。", "success")
             return redirect(_safe_next(request.args.get("next")) or url_for("home"))
     return render_template("auth/login.html", form=form)
 

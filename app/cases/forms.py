@@ -12,6 +12,7 @@ class CaseForm(FlaskForm):
     resolution = TextAreaField("対応")
     preview = SubmitField("プレビュー")
     submit = SubmitField("保存")
+    save_and_publish = SubmitField("保存して公開")
 
 
 class PublishForm(FlaskForm):

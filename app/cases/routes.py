@@ -72,14 +72,17 @@ def edit(case_id: int):
         else:
             data = {name: getattr(form, name).data for name in
                     ("title", "category", "tags", "issue", "environment", "cause", "resolution")}
+            publishing = bool(form.save_and_publish.data)
             try:
                 case_service.update_case(current_user, case, data)
+                if publishing:
+                    case_service.publish_case(current_user, case)
             except ServiceError as error:
                 db.session.rollback()
                 apply_service_error(form, error)
             else:
                 db.session.commit()
-                flash("事例を保存しました。", "success")
+                flash("事例を保存して公開しました。" if publishing else "事例を保存しました。", "success")
                 return redirect(url_for("cases.show", case_id=case.id))
     return render_template(
         "cases/edit.html", case=case, form=form, fields=CASE_TEXT_FIELDS, previews=previews,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.extensions import db
-from app.models import Category, Municipality, Question, QuestionStatus
+from app.models import Category, Municipality, Question, QuestionStatus, as_utc
 from app.questions import bp
 from app.questions.forms import AnswerForm, CloseForm, CommentForm, QuestionForm, ResolveForm
 from app.rendering import render_markdown
@@ -18,7 +18,7 @@ from app.web import apply_service_error, category_choices, int_arg, role_require
 
 _LIST_LOADS = (
     selectinload(Question.tags), selectinload(Question.category), selectinload(Question.municipality),
-    selectinload(Question.asker), selectinload(Question.answers),
+    selectinload(Question.asker), selectinload(Question.answers), selectinload(Question.comments),
 )
 
 
@@ -108,6 +108,16 @@ def _post_to_thread(question_id: int, form_class, service, kind: str, done_messa
     return redirect(url_for("questions.show", question_id=question.id, _anchor=kind + "s"))
 
 
+@bp.get("/questions/<int:question_id>/answers")
+@bp.get("/questions/<int:question_id>/comments")
+@bp.get("/questions/<int:question_id>/resolve")
+@bp.get("/questions/<int:question_id>/close")
+@login_required
+def back_to_thread(question_id: int):
+    """These addresses only take form posts; opened directly (a reload) they lead to the thread."""
+    return redirect(url_for("questions.show", question_id=question_id))
+
+
 @bp.post("/questions/<int:question_id>/answers")
 @login_required
 def answer(question_id: int):
@@ -136,9 +146,10 @@ def resolve(question_id: int):
         flash(error.errors.get("answer_id") or error.message, "error")
         return redirect(url_for("questions.show", question_id=question_id))
     db.session.commit()
-    flash("解決済みにしました。この相談から事例の下書きを作成しました。", "success")
     if policy.can_edit_case(current_user, case):
+        flash("解決済みにしました。この相談から事例の下書きを作成しました。内容を整えて公開してください。", "success")
         return redirect(url_for("cases.edit", case_id=case.id))
+    flash("解決済みにしました。県ヘルプデスクが事例として整理します。", "success")
     return redirect(url_for("questions.show", question_id=question_id))
 
 
@@ -168,10 +179,14 @@ def queue():
     """Open and answered questions, oldest first, filterable by category and municipality."""
     category_slug = request.args.get("category") or ""
     municipality_id = int_arg("municipality")
+    status = request.args.get("status") or ""
+    waiting = [QuestionStatus.OPEN.value, QuestionStatus.ANSWERED.value]
+    if status and status not in waiting:
+        abort(400)
     query = (
         select(Question)
         .where(policy.visible_questions_clause(current_user))
-        .where(Question.status.in_([QuestionStatus.OPEN.value, QuestionStatus.ANSWERED.value]))
+        .where(Question.status.in_([status] if status else waiting))
     )
     if category_slug:
         query = query.join(Category).where(Category.slug == category_slug)
@@ -185,5 +200,17 @@ def queue():
     ).all()
     return render_template(
         "questions/queue.html", page=page, categories=categories, municipalities=municipalities,
-        category_slug=category_slug, municipality_id=municipality_id,
+        category_slug=category_slug, municipality_id=municipality_id, status=status,
+        last_posts={q.id: _last_post(q) for q in page.items},
     )
+
+
+def _last_post(question: Question) -> tuple[str, object] | None:
+    """Who posted last on the thread (help desk or municipality) and when."""
+    posts = [(a.created_at, "helpdesk") for a in question.answers] + [
+        (c.created_at, "helpdesk" if c.author.role == "helpdesk" else "municipality") for c in question.comments
+    ]
+    if not posts:
+        return None
+    moment, side = max(posts, key=lambda p: as_utc(p[0]))
+    return side, moment

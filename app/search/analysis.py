@@ -24,6 +24,10 @@ from whoosh.analysis import Token, Tokenizer
 
 _KATAKANA_LONG_VOWEL_END = re.compile(r"((?<![\u30a1-\u30fc])[\u30a1-\u30fa][\u30a1-\u30fc]*[\u30a1-\u30fa])\u30fc+(?![\u30a1-\u30fc])")
 _RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u3041-\u309f\u30a1-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ヶ]+")
+# Bigrams are kept for the scripts in which new terms appear (product names, abbreviations,
+# katakana loanwords): Latin letters, digits and katakana. Kanji and hiragana words are covered
+# by the dictionary and its compound parts; leaving them out keeps the index a third smaller.
+_GRAM_RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u30a1-\u30ff]+")
 _HALFWIDTH_VOICE_MARKS = "\uff9e\uff9f"
 
 # Parts of speech that carry meaning; everything else (particles, auxiliaries, symbols,
@@ -162,12 +166,17 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
     return result
 
 
+def has_bigrams(word: str) -> bool:
+    """Whether a (normalised) word is indexed as bigrams too: Latin, digits or katakana only."""
+    return bool(word) and _GRAM_RUN.fullmatch(word) is not None
+
+
 def bigrams(text: str, *, normalised: bool = False) -> list[str]:
-    """Character bigrams of each run of letters, digits, kana and kanji (a lone character stays)."""
+    """Character bigrams of each run of Latin letters, digits and katakana (a lone character stays)."""
     if not normalised:
         text = normalise(text)
     grams: list[str] = []
-    for run in _RUN.findall(text):
+    for run in _GRAM_RUN.findall(text):
         if len(run) == 1:
             grams.append(run)
         else:
@@ -206,7 +215,7 @@ class JapaneseWordTokenizer(Tokenizer):
 
 
 class BigramTokenizer(Tokenizer):
-    """Character bigrams of the normalised text."""
+    """Distinct character bigrams of the Latin, digit and katakana runs of the normalised text."""
 
     def __eq__(self, other):
         return other is not None and self.__class__ is other.__class__
@@ -220,18 +229,13 @@ class BigramTokenizer(Tokenizer):
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, mode="", **kwargs):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
-        position = start_pos
-        for run in _RUN.findall(normalise(value)):
-            grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-            for gram in grams:
-                token.text = gram
-                token.boost = 1.0
-                token.stopped = False
-                if positions:
-                    token.pos = position
-                position += 1
-                yield token
-            position += 1  # runs are not adjacent: a phrase never spans a gap
+        for position, gram in enumerate(dict.fromkeys(bigrams(value))):
+            token.text = gram
+            token.boost = 1.0
+            token.stopped = False
+            if positions:
+                token.pos = start_pos + position
+            yield token
 
 
 def tag_key(tag: str) -> str:

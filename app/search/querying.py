@@ -1,26 +1,24 @@
 """From what a staffer typed to a Whoosh query.
 
-- ``"..."`` is a phrase: it must appear as typed (matched on character bigrams with positions).
+- ``"..."`` is a phrase: it must appear as typed (its words narrow the candidates in the
+  index, then the phrase itself is checked in the case's text).
 - Everything else is analysed into words; particles and filler are dropped.
-- Each word matches its exact form in the word fields (title > tags > resolution > body), or its
+- Each word matches its exact form in the word fields (title and tags > resolution > body), or its
   compound parts, or, for words the dictionary does not know, all of its character bigrams
   (so ``nonsense`` finds nothing) with a low weight, and the same for each of its synonyms.
-- The words are OR-ed and ranked (documents with more of them score higher), with a minimum
-  number of words that must match: one word of a query may always be missing, more for long
-  sentences, never a word's n-grams counted as words.
+- Which documents match is set algebra on cached posting sets (fast and exact); how they rank
+  is Whoosh's BM25F over an OR of the words (documents with more of them score higher).
+  A minimum number of words must match: one word of a query may always be missing, more for
+  long sentences, and a word's n-grams never count as words.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from itertools import combinations
-from math import comb
 
-from whoosh import query as Q
+from app.search.analysis import bigrams, has_bigrams, normalise, words
 
-from app.search.analysis import bigrams, normalise, words
-
-FIELD_WEIGHTS = {"title": 3.0, "tags": 2.5, "resolution": 2.0, "body": 1.0}
+FIELD_WEIGHTS = {"title": 3.0, "resolution": 2.0, "body": 1.0}  # tags are indexed with the title
 PARTS_WEIGHT = 0.5
 NGRAM_WEIGHT = 0.6  # shared by all bigrams of a word: ranks below an exact word match
 MAX_WORDS = 8
@@ -120,64 +118,72 @@ def minimum_match(word_count: int) -> int:
     return -(-word_count // 2)
 
 
-def _term_clause(text: str, parts: list[str] | None = None) -> Q.Query:
-    alternatives: list[Q.Query] = [Q.Term(f, text, boost=w) for f, w in FIELD_WEIGHTS.items()]
-    if parts:
-        alternatives.append(Q.And([Q.Or([Q.Term(f, p) for f in FIELD_WEIGHTS]) for p in parts],
-                                  boost=PARTS_WEIGHT))
-    grams = bigrams(text, normalised=True)
-    if len(grams) > 1 or (grams and len(text) > 1):
-        weight = NGRAM_WEIGHT / len(grams)
-        alternatives.append(Q.And([Q.Term("ngram", g, boost=weight) for g in grams]))
-    return Q.Or(alternatives)
+# --- which documents match, and how well (on cached per-reader data) ---------------------------
+
+def _single_impacts(cache, text: str, parts: list[str] | None = None) -> dict[int, float]:
+    """Score per document for one word: BM25 of its exact form in each word field (weighted),
+    plus its compound parts (all of them) and its bigrams (all of them), each weighted lower."""
+    def compute():
+        scores: dict[int, float] = {}
+        for fieldname, weight in FIELD_WEIGHTS.items():
+            for d, s in cache.impacts(fieldname, text).items():
+                scores[d] = scores.get(d, 0.0) + weight * s
+        if parts:
+            part_scores = [_single_impacts(cache, p) for p in parts]
+            for d in set(part_scores[0]).intersection(*part_scores[1:]):
+                scores[d] = scores.get(d, 0.0) + PARTS_WEIGHT * sum(ps[d] for ps in part_scores) / len(parts)
+        if has_bigrams(text) and len(text) > 1:
+            grams = list(dict.fromkeys(bigrams(text, normalised=True)))
+            gram_scores = [cache.impacts("ngram", g) for g in grams]
+            for d in set(gram_scores[0]).intersection(*gram_scores[1:]):
+                scores[d] = scores.get(d, 0.0) + NGRAM_WEIGHT * sum(gs[d] for gs in gram_scores) / len(grams)
+        return scores
+    return cache.memo(("word", text, tuple(parts or ())), compute)
 
 
-def word_clause(word: QueryWord) -> Q.Query:
-    """A word: its exact form, its parts or its bigrams. A synonym group: any of its members,
-    a member of several words needing all of them."""
+def word_impacts(cache, word: QueryWord) -> dict[int, float]:
+    """Documents a query word matches, with its score in each: the exact word, its parts, or all
+    of its bigrams; for a synonym group, its best member (a member of several words needs all)."""
     if not word.members:
-        return _term_clause(word.text, word.parts)
-    alternatives = [
-        _term_clause(member[0]) if len(member) == 1 else Q.And([_term_clause(w) for w in member])
-        for member in word.members
-    ]
-    return alternatives[0] if len(alternatives) == 1 else Q.Or(alternatives)
+        return _single_impacts(cache, word.text, word.parts)
+
+    def compute():
+        best: dict[int, float] = {}
+        for member in word.members:
+            parts = [_single_impacts(cache, w) for w in member]
+            common = parts[0].keys() if len(parts) == 1 else set(parts[0]).intersection(*parts[1:])
+            for d in common:
+                s = sum(p[d] for p in parts)
+                if s > best.get(d, 0.0):
+                    best[d] = s
+        return best
+    return cache.memo(("group", word.text, tuple(tuple(m) for m in word.members)), compute)
 
 
-def phrase_clause(phrase: str) -> Q.Query:
-    grams = bigrams(phrase, normalised=True)
-    if len(grams) == 1:
-        return Q.Term("ngram", grams[0])
-    return Q.Phrase("ngram", grams)
+def matching_docs(cache, words: list[QueryWord]) -> frozenset[int]:
+    """Documents with at least ``minimum_match`` of the words."""
+    sets = [word_impacts(cache, w).keys() for w in words]
+    need = minimum_match(len(sets))
+    if need <= 1:
+        return frozenset().union(*sets)
+    if need == len(sets):
+        smallest = min(sets, key=len)
+        return frozenset(d for d in smallest if all(d in other for other in sets))
+    counts: dict[int, int] = {}
+    for docs in sets:
+        for d in docs:
+            counts[d] = counts.get(d, 0) + 1
+    return frozenset(d for d, n in counts.items() if n >= need)
 
 
-MAX_COMBINATIONS = 20
+def scores_for(cache, words: list[QueryWord], docs) -> dict[int, float]:
+    """The query's score for each of ``docs``: the sum of its words' scores."""
+    impacts = [word_impacts(cache, w) for w in words]
+    if len(impacts) == 1:
+        only = impacts[0]
+        return {d: only.get(d, 0.0) for d in docs}
+    return {d: sum(i.get(d, 0.0) for i in impacts) for d in docs}
 
 
-@dataclass
-class BuiltQuery:
-    scored: Q.Query               # what ranks the documents
-    required: Q.Query | None      # what a document must match besides (phrases, minimum match)
-    counted: list[Q.Query] = field(default_factory=list)  # minimum match left to counting...
-    need: int = 0                 # ...of this many of those clauses
-
-
-def build(parsed: ParsedQuery) -> BuiltQuery:
-    clauses = [word_clause(w) for w in parsed.words]
-    phrases = [phrase_clause(p) for p in parsed.phrases]
-    required: list[Q.Query] = list(phrases)
-    counted: list[Q.Query] = []
-    need = 0
-    if clauses:
-        scored: Q.Query = clauses[0] if len(clauses) == 1 else Q.Or(clauses)
-        need = minimum_match(len(clauses))
-        if len(clauses) > 1 and need == len(clauses):
-            required.append(Q.And(clauses))
-        elif need > 1 and comb(len(clauses), need) <= MAX_COMBINATIONS:
-            required.append(Q.Or([Q.And(list(combo)) for combo in combinations(clauses, need)]))
-        elif need > 1:
-            counted = clauses
-    else:
-        scored = Q.And(phrases) if len(phrases) > 1 else phrases[0]
-    joined = None if not required else required[0] if len(required) == 1 else Q.And(required)
-    return BuiltQuery(scored, joined, counted, need)
+def phrase_words(phrase: str) -> list[QueryWord]:
+    return [QueryWord(w.text, w.parts) for w in words(phrase, normalised=True)]

@@ -7,6 +7,7 @@ filter that produced them, never results.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections import Counter
@@ -18,8 +19,6 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from whoosh import query as Q
-from whoosh.idsets import BitSet
-from whoosh.sorting import FieldFacet
 
 from app import policy
 from app.extensions import db
@@ -103,65 +102,45 @@ def synonym_map() -> dict[str, list[str]]:
 
 # --- the permission filter --------------------------------------------------------------------
 
-def scope_query(scope: policy.CaseScope) -> Q.Query | None:
-    """The index-side form of a CaseScope (the index holds published cases only)."""
+def scope_docs(cache, scope: policy.CaseScope) -> frozenset[int] | None:
+    """The documents a CaseScope allows (None: all). The index holds published cases only."""
     if scope.everything:
         return None
     if scope.nothing:
-        return Q.NullQuery
-    allowed: list[Q.Query] = []
-    if scope.own is not None:
-        allowed.append(Q.Term("municipality", str(scope.own)))
-    if scope.shared_with_all:
-        allowed.append(Q.Term("visibility", "all"))
-    if scope.neighbour_owners:
-        allowed.append(Q.And([
-            Q.Term("visibility", "neighbours"),
-            Q.Or([Q.Term("municipality", str(m)) for m in sorted(scope.neighbour_owners)]),
-        ]))
-    return Q.Or(allowed) if allowed else Q.NullQuery
+        return frozenset()
 
+    def compute():
+        allowed: set[int] = set()
+        if scope.own is not None:
+            allowed |= cache.term("municipality", str(scope.own))
+        if scope.shared_with_all:
+            allowed |= cache.term("visibility", "all")
+        if scope.neighbour_owners:
+            owners = set().union(*(cache.term("municipality", str(m)) for m in scope.neighbour_owners))
+            allowed |= cache.term("visibility", "neighbours") & owners
+        return allowed
 
-_scope_sets: dict[tuple, BitSet] = {}
-_scope_lock = threading.Lock()
-
-
-def _doc_set(searcher, q: Q.Query) -> BitSet:
-    return BitSet(searcher.docs_for_query(q), size=searcher.doc_count_all())
-
-
-def _scope_docs(searcher, scope: policy.CaseScope, scope_q: Q.Query) -> BitSet:
-    """Document numbers a scope allows, cached per index version and exact scope."""
-    key = (id(searcher.reader()), searcher.reader().generation(), scope)
-    with _scope_lock:
-        cached = _scope_sets.get(key)
-    if cached is not None:
-        return cached
-    docs = _doc_set(searcher, scope_q)
-    with _scope_lock:
-        if len(_scope_sets) > 256:
-            _scope_sets.clear()
-        _scope_sets[key] = docs
-    return docs
+    return cache.memo(("scope", scope), compute)
 
 
 def _day_start(day: date) -> int:
     return int(datetime.combine(day, time.min, JST).timestamp())
 
 
-def _filters(params: SearchParams) -> list[Q.Query]:
-    filters: list[Q.Query] = []
+def _filter_sets(searcher, cache, params: SearchParams) -> list[frozenset[int]]:
+    sets = []
     if params.category:
-        filters.append(Q.Term("category", params.category))
+        sets.append(cache.term("category", params.category))
     if params.tag:
-        filters.append(Q.Term("tag", tag_key(params.tag)))
+        sets.append(cache.term("tag", tag_key(params.tag)))
     if params.municipality:
-        filters.append(Q.Term("municipality", str(params.municipality)))
+        sets.append(cache.term("municipality", str(params.municipality)))
     if params.date_from or params.date_to:
         start = _day_start(params.date_from) if params.date_from else None
         end = _day_start(params.date_to) + 86399 if params.date_to else None
-        filters.append(Q.NumericRange("published", start, end))
-    return filters
+        sets.append(cache.memo(("published", start, end),
+                               lambda: searcher.docs_for_query(Q.NumericRange("published", start, end))))
+    return sets
 
 
 # --- searching --------------------------------------------------------------------------------
@@ -169,7 +148,7 @@ def _filters(params: SearchParams) -> list[Q.Query]:
 def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = True) -> SearchResult:
     scope = policy.case_scope(user)
     page, per_page = max(1, params.page), max(1, params.per_page)
-    empty = SearchResult([], 0, False, {}, page, per_page)
+    empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
     if scope.nothing:
         return empty
     if pending_exists(older_than_seconds=2):
@@ -177,99 +156,98 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
             apply_pending()
         except Exception:
             log.exception("retrying queued index work failed")
-    searcher = current_index().searcher()
-    if searcher.doc_count_all() == 0:
-        if log_misses and params.q.strip():
-            _log_miss(params.q)
-        return empty
+    searcher, cache = current_index().reading()
     parsed = querying.parse(params.q, synonym_map())
-    if params.q.strip() and parsed.empty:
-        return empty  # only filler words (「について」): nothing to look for
-    if parsed.empty:
-        built = querying.BuiltQuery(Q.Every(), None)
-    else:
-        built = querying.build(parsed)
-    scored, required = built.scored, built.required
-
-    scope_q = scope_query(scope)
-    extra = _filters(params) + ([required] if required is not None else [])
-    if scope_q is None and not extra:
-        allowed = None
-    elif not extra:
-        allowed = _scope_docs(searcher, scope, scope_q)
-    else:
-        parts = ([scope_q] if scope_q is not None else []) + extra
-        allowed = _doc_set(searcher, Q.And(parts) if len(parts) > 1 else parts[0])
-    if built.counted:
-        enough = _docs_matching_enough(searcher, built.counted, built.need)
-        allowed = enough if allowed is None else allowed.intersection(enough)
-    if allowed is not None and not allowed:
-        # Nothing is allowed. (Whoosh reads an empty filter as "no filter": never hand it one.)
-        if log_misses and params.q.strip():
+    has_query = bool(params.q.strip())
+    if cache.reader.doc_count() == 0 or (has_query and parsed.empty):
+        if log_misses and has_query:
             _log_miss(params.q)
-        return empty
+        return empty  # an empty index, or only filler words (「について」)
 
+    # Which documents: the words (minimum match), phrases, the permission scope and filters.
+    candidates = querying.matching_docs(cache, parsed.words) if parsed.words else cache.live_docs()
+    for phrase in parsed.phrases:
+        for word in querying.phrase_words(phrase):
+            candidates = candidates & querying.word_impacts(cache, word).keys()
+    allowed = scope_docs(cache, scope)
+    narrowing = ([allowed] if allowed is not None else []) + _filter_sets(searcher, cache, params)
+    for docs in sorted(narrowing, key=len):
+        candidates = candidates & docs
+    if parsed.phrases and candidates:
+        candidates = _containing_phrases(cache, candidates, parsed.phrases)
+
+    total = len(candidates)
+    facets = _facets(cache, candidates)
     offset = (page - 1) * per_page
-    newest = params.sort == "newest" or parsed.empty
-    ids, scores = _top_documents(searcher, scored, allowed, offset + per_page, newest)
-    total, capped, facets = _count_and_facets(searcher, scored, allowed)
-    page_ids = ids[offset: offset + per_page]
-    hits = _hits(user, page_ids, scores, parsed.needles)
-    result = SearchResult(hits, total, capped, _label_facets(facets), page, per_page,
+    wanted = offset + per_page
+    if not candidates:
+        ids, scores = [], {}
+    elif params.sort == "newest" or not parsed.words:
+        ids, scores = _newest(cache, candidates, wanted), {}
+    else:
+        ids, scores = _ranked(cache, querying.scores_for(cache, parsed.words, candidates), wanted)
+    hits = _hits(user, ids[offset:wanted], scores, parsed.needles)
+    capped = total > COUNT_CAP
+    result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
                           [w.text for w in parsed.words])
-    if log_misses and total == 0 and params.q.strip():
+    if log_misses and total == 0 and has_query:
         _log_miss(params.q)
     return result
 
 
-def _docs_matching_enough(searcher, clauses: list[Q.Query], need: int) -> BitSet:
-    """Documents matching at least ``need`` of the clauses (minimum match for long sentences)."""
-    counts: Counter = Counter()
-    for clause in clauses:
-        counts.update(set(searcher.docs_for_query(clause)))
-    return BitSet((d for d, n in counts.items() if n >= need), size=searcher.doc_count_all())
+def _containing_phrases(cache, candidates: frozenset[int], phrases: list[str]) -> frozenset[int]:
+    """Keep the documents whose text (from the database, the truth) contains every phrase."""
+    by_case = {cache.case_id(d): d for d in candidates}
+    kept: set[int] = set()
+    ids = sorted(by_case)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = db.session.execute(
+            select(Case.id, Case.title, Case.issue, Case.environment, Case.cause, Case.resolution)
+            .where(Case.id.in_(chunk))
+        )
+        for row in rows:
+            text = normalise(" ".join(part or "" for part in row[1:]))
+            if all(p in text for p in phrases):
+                kept.add(by_case[row[0]])
+    return frozenset(kept)
 
 
-def _top_documents(searcher, scored, allowed, wanted: int, newest: bool):
-    published = searcher.reader().column_reader("published")
-    if newest:
-        facet = [FieldFacet("published", reverse=True)]
-        results = searcher.search(scored, limit=wanted, filter=allowed, sortedby=facet)
-        docnums = [hit.docnum for hit in results]
-        docnums.sort(key=lambda d: (-published[d], int(searcher.stored_fields(d)["id"])))
-        scores = {int(searcher.stored_fields(d)["id"]): 0.0 for d in docnums}
-        return [int(searcher.stored_fields(d)["id"]) for d in docnums], scores
-    results = searcher.search(scored, limit=wanted + TIE_MARGIN, filter=allowed)
-    ranked = []
-    for hit in results:
-        case_id = int(hit["id"])
-        ranked.append((-round(hit.score, 6), -published[hit.docnum], case_id))
-    ranked.sort()
-    ids = [case_id for _s, _p, case_id in ranked]
-    return ids, {case_id: -s for s, _p, case_id in ranked}
+def _facets(cache, docs: frozenset[int]) -> dict[str, Counter]:
+    """Exact counts per category and municipality among the hits (after the permission filter)."""
+    facets: dict[str, Counter] = {}
+    for name in ("category", "municipality"):
+        counter: Counter = Counter()
+        if docs:
+            for value in cache.values(name):
+                n = len(docs & cache.term(name, value))
+                if n:
+                    counter[value] = n
+        facets[name] = counter
+    return facets
 
 
-def _count_and_facets(searcher, scored, allowed):
-    """Exact count up to COUNT_CAP, and category / municipality facets over the same hits."""
-    reader = searcher.reader()
-    categories = reader.column_reader("category")
-    municipalities = reader.column_reader("municipality")
-    matcher = scored.matcher(searcher, searcher.boolean_context())
-    count = 0
-    facet_category: Counter = Counter()
-    facet_municipality: Counter = Counter()
-    capped = False
-    while matcher.is_active():
-        docnum = matcher.id()
-        if allowed is None or docnum in allowed:
-            if count >= COUNT_CAP:
-                capped = True
-                break
-            count += 1
-            facet_category[categories[docnum]] += 1
-            facet_municipality[municipalities[docnum]] += 1
-        matcher.next()
-    return count, capped, {"category": facet_category, "municipality": facet_municipality}
+def _newest(cache, docs: frozenset[int], wanted: int) -> list[int]:
+    if len(docs) <= 2000:
+        published = cache.published()
+        ordered = sorted(docs, key=lambda d: (-published[d], cache.case_id(d)))
+    else:
+        ordered = []
+        for d in cache.newest_first():
+            if d in docs:
+                ordered.append(d)
+                if len(ordered) >= wanted:
+                    break
+    return [cache.case_id(d) for d in ordered[:wanted]]
+
+
+def _ranked(cache, scores: dict[int, float], wanted: int):
+    """The best ``wanted`` documents by score; equal scores by publication date (newest first),
+    then case id, so results are stable across a reindex."""
+    top = heapq.nlargest(wanted + TIE_MARGIN, scores, key=lambda d: round(scores[d], 6))
+    published = cache.published()
+    ranked = sorted((-round(scores[d], 6), -published[d], cache.case_id(d)) for d in top)[:wanted]
+    return [case_id for _s, _p, case_id in ranked], {case_id: -s for s, _p, case_id in ranked}
 
 
 def _label_facets(facets) -> dict[str, list[tuple[str, str, int]]]:
@@ -317,27 +295,26 @@ def _log_miss(text: str) -> None:
 
 
 def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHit]:
-    """Published cases most like a question being written: its rarest words, ranked, no
-    minimum beyond two shared words (one for a short title)."""
+    """Published cases most like a question being written: its rarest words, ranked, sharing at
+    least two of them with the question (one for a short title)."""
     scope = policy.case_scope(user)
     if scope.nothing or not text.strip():
         return []
-    searcher = current_index().searcher()
+    _searcher, cache = current_index().reading()
     parsed = querying.parse(text, synonym_map())
-    if not parsed.words or searcher.doc_count_all() == 0:
+    if not parsed.words or cache.reader.doc_count() == 0:
         return []
-    def rarity(word):
-        return sum(searcher.doc_frequency(f, word.text) for f in ("title", "body", "resolution")) or 10**9
-    chosen = sorted(parsed.words, key=rarity)[:10]
-    parsed = querying.ParsedQuery(chosen, [], parsed.needles)
-    clauses = [querying.word_clause(w) for w in chosen]
-    scored = clauses[0] if len(clauses) == 1 else Q.Or(clauses)
-    scope_q = scope_query(scope)
-    allowed = None if scope_q is None else _scope_docs(searcher, scope, scope_q)
-    if len(clauses) >= 3:
-        enough = _docs_matching_enough(searcher, clauses, 2)
-        allowed = enough if allowed is None else allowed.intersection(enough)
-    if allowed is not None and not allowed:
+    chosen = sorted(parsed.words, key=lambda w: len(querying.word_impacts(cache, w)) or 10**9)[:10]
+    sets = [querying.word_impacts(cache, w).keys() for w in chosen]
+    if len(sets) >= 3:
+        counts = Counter(d for docs in sets for d in docs)
+        candidates = frozenset(d for d, n in counts.items() if n >= 2)
+    else:
+        candidates = frozenset().union(*sets)
+    allowed = scope_docs(cache, scope)
+    if allowed is not None:
+        candidates &= allowed
+    if not candidates:
         return []
-    ids, scores = _top_documents(searcher, scored, allowed, limit, newest=False)
+    ids, scores = _ranked(cache, querying.scores_for(cache, chosen, candidates), limit)
     return _hits(user, ids[:limit], scores, parsed.needles)

@@ -95,10 +95,9 @@ def case_document(case: Case) -> dict:
     resolution = plain_text(case.resolution)
     return {
         "id": str(case.id),
-        "title": case.title,
+        "title": "\n".join([case.title, *tags]),
         "body": body,
         "resolution": resolution,
-        "tags": " ".join(tags),
         "ngram": "\n".join([case.title, " ".join(tags), body, resolution]),
         "tag": ",".join(tag_key(t) for t in tags),
         "category": case.category.slug,
