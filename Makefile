@@ -22,6 +22,7 @@ db: install
 
 demo: db
 	$(BIN)/flask --app app content load --demo
+	$(BIN)/flask --app app search sync
 
 run: demo
 	@echo "http://127.0.0.1:5000  (demo accounts: see README.md, password demo-pass-2026)"

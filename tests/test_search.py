@@ -484,3 +484,22 @@ def test_a_reused_searcher_sees_updates_and_removals_made_after_it_opened(make_u
     db.session.commit()
     apply_pending()
     assert titles(desk, "ループ")[0].total == 0
+
+
+def test_another_process_reindexing_is_noticed_by_running_searchers(app, make_user):
+    """Two SearchIndex objects on one root stand for two server processes."""
+    from app.search.index import SearchIndex
+
+    desk = make_user("helpdesk")
+    add_case(make_user, "UPSのバッテリー交換")
+    serving = current_index()
+    assert titles(desk, "UPS")[0].total == 1
+    before = serving.current_generation()
+    other = SearchIndex(app.config["SEARCH_INDEX_DIR"])
+    case = db.session.scalar(select(Case))
+    case.title = "蓄電池の交換"
+    db.session.commit()  # not queued: only the rebuild by the other process will show it
+    assert titles(desk, "蓄電池")[0].total == 0
+    reindex(other)
+    assert serving.current_generation() != before
+    assert titles(desk, "蓄電池")[1] == ["蓄電池の交換"]
