@@ -36,9 +36,23 @@ from app.services import accounts  # noqa: E402
 from app.services.validation import tags_for  # noqa: E402
 from config import TestingConfig  # noqa: E402
 
-BROAD = ["システム", "設定", "確認"]
-SELECTIVE = ["FX-7150", "夜間バッチ 朝", "UTM IPS 誤検知", "証明書 期限切れ", "ランサムウェア 初動",
-             "無線LAN アクセスポイント", "ガバクラ 回線", "共有フォルダ 削除 復元"]
+SYLLABLES = "カキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモラリルレロ"
+
+
+def product_name(n: int) -> str:
+    """A made-up katakana product name (not in any dictionary): found through bigrams."""
+    rng = random.Random(n)
+    return "".join(rng.choice(SYLLABLES) for _ in range(4)) + "ゲート"
+
+
+def model_code(n: int) -> str:
+    return f"NX-{n:05d}"
+
+
+PRODUCTS, CODES = 3000, 20000
+BROAD = ["システム", "設定", "確認"]                       # each in a third or more of the cases
+SELECTIVE = [product_name(7), product_name(1234), product_name(2999), model_code(42), model_code(15000),
+             f"{product_name(55)} 設定", "夜間バッチ 朝", "UTM IPS 誤検知"]
 REPEAT = 5
 
 
@@ -69,8 +83,7 @@ def build_corpus(app, size: int, seed: int = 7) -> None:
             resolution = " ".join(rng.sample(parts, 4))
             if i % 3 == 0:
                 issue += " 基幹システムの設定を確認した。"
-            if i % 997 == 0:
-                resolution += " 製品 FX-7150 のファームウェアを更新した。"
+            issue += f" 機器は{product_name(rng.randrange(PRODUCTS))}（型番 {model_code(rng.randrange(CODES))}）。"
             visibility = rng.choices(["all", "neighbours", "private"], [7, 2, 1])[0]
             batch.append({
                 "id": i, "title": f"{rng.choice(titles)}（{i}）", "issue": issue, "environment": rng.choice(parts),

@@ -503,3 +503,34 @@ def test_another_process_reindexing_is_noticed_by_running_searchers(app, make_us
     reindex(other)
     assert serving.current_generation() != before
     assert titles(desk, "蓄電池")[1] == ["蓄電池の交換"]
+
+
+def test_fast_index_readers_agree_with_whoosh(make_user):
+    """The block-at-a-time readers use Whoosh internals: if an upgrade changes them, this fails."""
+    from whoosh.codec.whoosh3 import LENGTHS_COLUMN, _lenfield
+
+    from app.search.index import _numeric_column, _posting_arrays
+
+    for i in range(3):
+        add_case(make_user, f"設定の確認{i}", body="サーバの設定を確認した。" * (i + 1))
+    searcher = current_index().searcher()
+    for leaf, _offset in searcher.reader().leaf_readers():
+        count = leaf.doc_count_all()
+        for name in ("published", "case_id"):
+            assert _numeric_column(leaf.column_reader(name, translate=False), count).tolist() == list(leaf.column_reader(name))
+        lengths = leaf._perdoc._cached_reader(_lenfield("body"), LENGTHS_COLUMN)
+        assert _numeric_column(lengths, count).tolist() == [v or 0 for v in lengths]
+        ids, weights = _posting_arrays(leaf.postings("body", "設定"))
+        slow = leaf.postings("body", "設定")
+        expected = []
+        while slow.is_active():
+            expected.append((slow.id(), slow.weight()))
+            slow.next()
+        assert list(zip(ids.tolist(), weights.tolist())) == expected
+
+
+def test_a_model_number_typed_with_a_hyphen_is_one_word(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "NX-00042のファーム更新")
+    add_case(make_user, "NX-77777の設定")
+    assert titles(desk, "NX-00042")[1] == ["NX-00042のファーム更新"]

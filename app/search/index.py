@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
+import numpy as np
 from whoosh import index as whoosh_index
-from whoosh.codec.whoosh3 import W3LeafMatcher
+from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
 from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
 from whoosh.matching.wrappers import FilterMatcher
+from whoosh.columns import NumericColumn, TranslatingColumnReader
+from whoosh.util.numeric import byte_to_length
 
 from app.search.analysis import BigramTokenizer, JapaneseWordTokenizer
 
@@ -38,7 +41,8 @@ def build_schema() -> Schema:
     words, and the fields the permission filter, filters and facets use."""
     words = JapaneseWordTokenizer()
     return Schema(
-        id=ID(stored=True, unique=True, sortable=True),
+        id=ID(stored=True, unique=True),
+        case_id=NUMERIC(int, bits=64, signed=False, sortable=True),
         title=TEXT(analyzer=words, phrase=False),
         body=TEXT(analyzer=words, phrase=False),
         resolution=TEXT(analyzer=words, phrase=False),
@@ -56,156 +60,197 @@ WORD_FIELDS = ("title", "body", "resolution")
 
 
 K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's defaults)
+_LENGTHS = np.array([byte_to_length(b) or 0 for b in range(256)], dtype=np.float32)
 
 
-def _blocks(matcher):
-    """(ids, weights) of a posting list, a block at a time (several times faster than walking
-    Whoosh's matcher one posting at a time; falls back to that for other matcher types)."""
-    if not isinstance(matcher, W3LeafMatcher) or not hasattr(matcher, "_next_block"):
+def _posting_arrays(matcher) -> tuple[np.ndarray, np.ndarray]:
+    """Document numbers and term frequencies of a posting list, decoded a block at a time with
+    numpy (much faster than Whoosh's posting-at-a-time matcher, which stays the fallback)."""
+    fast = isinstance(matcher, W3LeafMatcher) and hasattr(matcher, "_next_block") and not matcher._byteids
+    if not fast:
         ids, weights = [], []
         while matcher.is_active():
             ids.append(matcher.id())
             weights.append(matcher.weight())
             matcher.next()
-        yield ids, weights
-        return
+        return np.array(ids, dtype=np.int64), np.array(weights, dtype=np.float32)
+    id_parts, weight_parts = [], []
     while matcher.is_active():
-        if matcher._ids is None:
-            matcher._read_ids()
-        if matcher._weights is None:
-            matcher._read_weights()
-        start = matcher._i
-        yield matcher._ids[start:], matcher._weights[start:]
+        if matcher._data is None:
+            matcher._read_data()
+        count = matcher._blocklength
+        id_parts.append(np.cumsum(np.asarray(matcher._data[0], dtype=np.int64)))
+        raw = matcher._data[1]
+        if raw is None:
+            weight_parts.append(np.ones(count, dtype=np.float32))
+        elif isinstance(raw, float):
+            weight_parts.append(np.full(count, raw, dtype=np.float32))
+        else:
+            weight_parts.append(np.asarray(raw, dtype=np.float32))
         matcher._next_block()
+    if not id_parts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    return np.concatenate(id_parts), np.concatenate(weight_parts)
 
 
-def _leaf_ids(matcher) -> list[int]:
-    """Every id of a posting list, a block at a time (several times faster than all_ids())."""
-    if not isinstance(matcher, W3LeafMatcher) or not hasattr(matcher, "_next_block"):
-        return list(matcher.all_ids())
-    ids: list[int] = []
-    while matcher.is_active():
-        if matcher._ids is None:
-            matcher._read_ids()
-        ids.extend(matcher._ids[matcher._i:] if matcher._i else matcher._ids)
-        matcher._next_block()
-    return ids
+def _numeric_column(column, doccount: int) -> np.ndarray:
+    """All values of a fixed-size numeric Whoosh column at once (or value by value otherwise)."""
+    raw_reader = column.raw_column() if isinstance(column, TranslatingColumnReader) else column
+    if isinstance(raw_reader, NumericColumn.Reader) and column is raw_reader:
+        dtype = np.dtype(raw_reader._typecode).newbyteorder(">")
+        data = raw_reader._dbfile.get(raw_reader._basepos, raw_reader._count * raw_reader._fixedlen)
+        values = np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("="))
+        out = np.full(doccount, raw_reader._default, dtype=values.dtype)
+        out[: len(values)] = values[:doccount]
+        return out
+    return np.array(list(column), dtype=np.int64)
 
 
 class ReaderCache:
-    """What one reader (one index version) knows, computed once: document sets of terms and
-    filter values, BM25 impacts of terms, the newest-first order. Keyed by terms and values
-    only, never by user: the permission filter is applied to these sets on every search.
-    Bounded by the number of entries held (oldest dropped first)."""
+    """What one reader (one index version) knows, as arrays over its document numbers, computed
+    once: postings and BM25 impacts of terms, masks of filter values, publication dates, case
+    ids. Keyed by terms and values only, never by user: the permission filter is applied to
+    these arrays on every search. Bounded in memory (oldest entries dropped first)."""
 
-    def __init__(self, searcher, limit: int = 3_000_000):
+    def __init__(self, searcher, limit_bytes: int = 256 * 1024 * 1024):
         self.searcher = searcher
         self.reader = searcher.reader()
-        self._sets: dict[tuple, object] = {}
+        self.leaves = list(self.reader.leaf_readers()) if self.reader.doc_count_all() else []
+        self.size = self.reader.doc_count_all()
+        self._memo: dict[tuple, object] = {}
         self._held = 0
-        self._limit = limit
+        self._limit = limit_bytes
         self._lock = threading.Lock()
-        self._newest: list[int] | None = None
-        self._doc_count = self.reader.doc_count_all()
 
-    def _store(self, key: tuple, value):
-        size = len(value) if hasattr(value, "__len__") else 1
+    # --- memory ---------------------------------------------------------------------------
+    def memo(self, key: tuple, compute):
+        cached = self._memo.get(key)
+        if cached is not None:
+            return cached
+        value = compute()
+        size = getattr(value, "nbytes", 64)
         with self._lock:
-            while self._sets and self._held + size > self._limit:
-                old_key = next(iter(self._sets))
-                old = self._sets.pop(old_key)
-                self._held -= len(old) if hasattr(old, "__len__") else 1
-            self._sets[key] = value
+            while self._memo and self._held + size > self._limit:
+                old = self._memo.pop(next(iter(self._memo)))
+                self._held -= getattr(old, "nbytes", 64)
+            self._memo[key] = value
             self._held += size
         return value
 
-    def impacts(self, fieldname: str, text: str) -> dict[int, float]:
-        """BM25 of one term in one field, per document (unweighted by field)."""
-        key = ("impact", fieldname, text)
-        cached = self._sets.get(key)
-        if cached is not None:
-            return cached  # type: ignore[return-value]
-        df = self.reader.doc_frequency(fieldname, text)
-        scores: dict[int, float] = {}
-        if df:
-            idf = math.log(self._doc_count / (df + 1)) + 1
-            average = (self.reader.field_length(fieldname) / (self._doc_count or 1)) or 1.0
-            for leaf, offset in self.reader.leaf_readers():
+    # --- per-document arrays --------------------------------------------------------------
+    def _concat(self, name: str) -> np.ndarray:
+        out = np.zeros(self.size, dtype=np.int64)
+        for leaf, offset in self.leaves:
+            count = leaf.doc_count_all()
+            out[offset: offset + count] = _numeric_column(leaf.column_reader(name, translate=False), count)
+        return out
+
+    def live(self) -> np.ndarray:
+        def compute():
+            mask = np.ones(self.size, dtype=bool)
+            for leaf, offset in self.leaves:
+                if leaf.has_deletions():
+                    deleted = np.fromiter(leaf.deleted_docs_set, dtype=np.int64)
+                    mask[deleted + offset] = False
+            return mask
+        return self.memo(("live",), compute)
+
+    def published(self) -> np.ndarray:
+        return self.memo(("published",), lambda: self._concat("published"))
+
+    def case_ids(self) -> np.ndarray:
+        return self.memo(("case_ids",), lambda: self._concat("case_id"))
+
+    def lengths(self, fieldname: str) -> np.ndarray:
+        def compute():
+            out = np.zeros(self.size, dtype=np.float32)
+            for leaf, offset in self.leaves:
+                column = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+                if column is None:
+                    continue
+                count = leaf.doc_count_all()
+                raw = _numeric_column(column, count).astype(np.int64)
+                out[offset: offset + count] = _LENGTHS[raw]
+            return out
+        return self.memo(("lengths", fieldname), compute)
+
+    # --- terms ----------------------------------------------------------------------------
+    def postings(self, fieldname: str, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Document numbers (live ones) and term frequencies of one term."""
+        def compute():
+            id_parts, weight_parts = [], []
+            for leaf, offset in self.leaves:
                 if (fieldname, text) not in leaf:
                     continue
                 matcher = leaf.postings(fieldname, text)
-                deleted = ()
                 if isinstance(matcher, FilterMatcher):
-                    matcher = matcher.child
-                    deleted = leaf.deleted_docs_set
-                length_of = leaf._perdoc.doc_field_length_reader(fieldname)
-                for ids, weights in _blocks(matcher):
-                    for d, tf in zip(ids, weights):
-                        if deleted and d in deleted:
-                            continue
-                        norm = K1 * ((1 - B) + B * (length_of(d) or 0) / average)
-                        scores[d + offset] = idf * (tf * (K1 + 1)) / (tf + norm)
-        return self._store(key, scores)  # type: ignore[return-value]
+                    matcher = matcher.child  # deletions are removed below, all at once
+                leaf_ids, leaf_weights = _posting_arrays(matcher)
+                id_parts.append(leaf_ids + offset)
+                weight_parts.append(leaf_weights)
+            id_array = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
+            weight_array = np.concatenate(weight_parts) if weight_parts else np.zeros(0, dtype=np.float32)
+            if len(id_array):
+                keep = self.live()[id_array]
+                id_array, weight_array = id_array[keep], weight_array[keep]
+            return _Postings(id_array, weight_array)
+        found = self.memo(("postings", fieldname, text), compute)
+        return found.ids, found.weights
 
-    def term(self, fieldname: str, text: str) -> frozenset[int]:
-        key = (fieldname, text)
-        cached = self._sets.get(key)
-        if cached is not None:
-            return cached  # type: ignore[return-value]
-        docs: set[int] = set()
-        for leaf, offset in self.reader.leaf_readers():
-            if (fieldname, text) not in leaf:
-                continue
-            matcher = leaf.postings(fieldname, text)
-            if isinstance(matcher, FilterMatcher):
-                matcher = matcher.child
-            ids = _leaf_ids(matcher)
-            docs.update(ids if not offset else (i + offset for i in ids))
-            deleted = leaf.deleted_docs_set if leaf.has_deletions() else ()
-            if deleted:
-                docs.difference_update(d + offset for d in deleted)
-        return self._store(key, frozenset(docs))
+    def mask(self, fieldname: str, text: str) -> np.ndarray:
+        def compute():
+            out = np.zeros(self.size, dtype=bool)
+            out[self.postings(fieldname, text)[0]] = True
+            return out
+        return self.memo(("mask", fieldname, text), compute)
 
-    def memo(self, key: tuple, compute):
-        """A value computed once per reader: frozen if it is a set, kept as is otherwise."""
-        cached = self._sets.get(key)
-        if cached is None:
-            value = compute()
-            if isinstance(value, (set, list, tuple)) or not hasattr(value, "get"):
-                value = frozenset(value)
-            cached = self._store(key, value)
-        return cached
-
-    def case_id(self, docnum: int) -> int:
-        return int(self._ids[docnum])
-
-    @property
-    def _ids(self):
-        column = getattr(self, "_id_column", None)
-        if column is None:
-            column = self._id_column = self.reader.column_reader("id")
-        return column
+    def impacts(self, fieldname: str, text: str) -> np.ndarray:
+        """BM25 of one term in one field, per document (0 where absent)."""
+        def compute():
+            out = np.zeros(self.size, dtype=np.float32)
+            ids, tf = self.postings(fieldname, text)
+            if len(ids):
+                df = len(ids)
+                idf = math.log(self.size / (df + 1)) + 1
+                average = (self.reader.field_length(fieldname) / (self.size or 1)) or 1.0
+                norm = K1 * ((1 - B) + B * self.lengths(fieldname)[ids] / average)
+                out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
+            return out
+        return self.memo(("impacts", fieldname, text), compute)
 
     def values(self, fieldname: str) -> list[str]:
         return [v.decode("utf-8") if isinstance(v, bytes) else v for v in self.reader.lexicon(fieldname)]
 
-    def live_docs(self) -> frozenset[int]:
-        return self.memo(("*live*",), self.reader.all_doc_ids)
+    def codes(self, fieldname: str) -> tuple[list[str], np.ndarray]:
+        """Each document's value of a one-valued field, as an index into the returned values."""
+        def compute():
+            values = self.values(fieldname)
+            out = np.full(self.size, len(values), dtype=np.int32)
+            for index, value in enumerate(values):
+                out[self.postings(fieldname, value)[0]] = index
+            return _Codes(values, out)
+        found = self.memo(("codes", fieldname), compute)
+        return found.values, found.codes
 
-    def published(self) -> list[int]:
-        """Publication time (epoch seconds) per document number."""
-        column = getattr(self, "_published", None)
-        if column is None:
-            column = self._published = self.reader.column_reader("published")
-        return column
 
-    def newest_first(self) -> list[int]:
-        """Live documents by publication date, newest first, then case id (stable)."""
-        if self._newest is None:
-            published = self.reader.column_reader("published")
-            ids = self._ids
-            self._newest = sorted(self.live_docs(), key=lambda d: (-published[d], int(ids[d])))
-        return self._newest
+@dataclass
+class _Postings:
+    ids: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.weights.nbytes
+
+
+@dataclass
+class _Codes:
+    values: list[str]
+    codes: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return self.codes.nbytes
 
 
 @dataclass

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from app.search.analysis import bigrams, has_bigrams, normalise, words
 
 FIELD_WEIGHTS = {"title": 3.0, "resolution": 2.0, "body": 1.0}  # tags are indexed with the title
@@ -66,6 +68,28 @@ def _synonym_spans(text: str, keys: list[str]) -> list[tuple[int, int, str]]:
     return sorted(spans)
 
 
+_UNIT = re.compile(r"[0-9a-z\u30a1-\u30ff][0-9a-z\u30a1-\u30ff\-_./+]*")
+
+
+def _words_of(text: str) -> list[QueryWord]:
+    """Query words of normalised text. A run of Latin letters, digits and katakana typed without
+    a space (a product name ``サツソノゲート``, a model ``nx-00042``) stays one word even where the
+    dictionary splits it: it needs all of its pieces, or its bigrams in a row."""
+    result: list[QueryWord] = []
+    cursor = 0
+    for match in _UNIT.finditer(text):
+        result += [QueryWord(w.text, w.parts) for w in words(text[cursor:match.start()], normalised=True)]
+        run = match.group().strip("-_./+")
+        pieces = [w.text for w in words(run, normalised=True)]
+        if len(pieces) > 1:
+            result.append(QueryWord(run, [], [[run], pieces]))
+        else:
+            result += [QueryWord(w.text, w.parts) for w in words(run, normalised=True)]
+        cursor = match.end()
+    result += [QueryWord(w.text, w.parts) for w in words(text[cursor:], normalised=True)]
+    return result
+
+
 def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuery:
     """Split the user's text into phrases, synonym groups and words."""
     synonyms = synonyms or {}
@@ -92,9 +116,7 @@ def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuer
     seen: set[str] = set()
     query_words: list[QueryWord] = []
     for piece in pieces:
-        candidates = [piece] if isinstance(piece, QueryWord) else [
-            QueryWord(w.text, w.parts) for w in words(piece, normalised=True)
-        ]
+        candidates = [piece] if isinstance(piece, QueryWord) else _words_of(piece)
         for word in candidates:
             if word.text in seen:
                 continue
@@ -118,71 +140,56 @@ def minimum_match(word_count: int) -> int:
     return -(-word_count // 2)
 
 
-# --- which documents match, and how well (on cached per-reader data) ---------------------------
+# --- which documents match, and how well (arrays over the reader's documents) -----------------
 
-def _single_impacts(cache, text: str, parts: list[str] | None = None) -> dict[int, float]:
+def _single_impacts(cache, text: str, parts: list[str] | None = None) -> np.ndarray:
     """Score per document for one word: BM25 of its exact form in each word field (weighted),
-    plus its compound parts (all of them) and its bigrams (all of them), each weighted lower."""
+    plus its compound parts (only where all of them occur) and its bigrams (likewise), lower."""
     def compute():
-        scores: dict[int, float] = {}
+        scores = np.zeros(cache.size, dtype=np.float32)
         for fieldname, weight in FIELD_WEIGHTS.items():
-            for d, s in cache.impacts(fieldname, text).items():
-                scores[d] = scores.get(d, 0.0) + weight * s
+            scores += weight * cache.impacts(fieldname, text)
         if parts:
             part_scores = [_single_impacts(cache, p) for p in parts]
-            for d in set(part_scores[0]).intersection(*part_scores[1:]):
-                scores[d] = scores.get(d, 0.0) + PARTS_WEIGHT * sum(ps[d] for ps in part_scores) / len(parts)
+            everywhere = np.logical_and.reduce([ps > 0 for ps in part_scores])
+            scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
         if has_bigrams(text) and len(text) > 1:
             grams = list(dict.fromkeys(bigrams(text, normalised=True)))
             gram_scores = [cache.impacts("ngram", g) for g in grams]
-            for d in set(gram_scores[0]).intersection(*gram_scores[1:]):
-                scores[d] = scores.get(d, 0.0) + NGRAM_WEIGHT * sum(gs[d] for gs in gram_scores) / len(grams)
+            everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
+            scores += NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
         return scores
     return cache.memo(("word", text, tuple(parts or ())), compute)
 
 
-def word_impacts(cache, word: QueryWord) -> dict[int, float]:
-    """Documents a query word matches, with its score in each: the exact word, its parts, or all
-    of its bigrams; for a synonym group, its best member (a member of several words needs all)."""
+def word_impacts(cache, word: QueryWord) -> np.ndarray:
+    """Score per document of a query word (0: no match): the exact word, its parts, or all of its
+    bigrams; for a synonym group, its best member (a member of several words needs all)."""
     if not word.members:
         return _single_impacts(cache, word.text, word.parts)
 
     def compute():
-        best: dict[int, float] = {}
+        best = np.zeros(cache.size, dtype=np.float32)
         for member in word.members:
             parts = [_single_impacts(cache, w) for w in member]
-            common = parts[0].keys() if len(parts) == 1 else set(parts[0]).intersection(*parts[1:])
-            for d in common:
-                s = sum(p[d] for p in parts)
-                if s > best.get(d, 0.0):
-                    best[d] = s
+            if len(parts) == 1:
+                score = parts[0]
+            else:
+                score = np.logical_and.reduce([p > 0 for p in parts]) * sum(parts)
+            np.maximum(best, score, out=best)
         return best
     return cache.memo(("group", word.text, tuple(tuple(m) for m in word.members)), compute)
 
 
-def matching_docs(cache, words: list[QueryWord]) -> frozenset[int]:
+def matching_mask(cache, words: list[QueryWord]) -> np.ndarray:
     """Documents with at least ``minimum_match`` of the words."""
-    sets = [word_impacts(cache, w).keys() for w in words]
-    need = minimum_match(len(sets))
-    if need <= 1:
-        return frozenset().union(*sets)
-    if need == len(sets):
-        smallest = min(sets, key=len)
-        return frozenset(d for d in smallest if all(d in other for other in sets))
-    counts: dict[int, int] = {}
-    for docs in sets:
-        for d in docs:
-            counts[d] = counts.get(d, 0) + 1
-    return frozenset(d for d, n in counts.items() if n >= need)
+    counts = sum((word_impacts(cache, w) > 0).astype(np.int8) for w in words)
+    return counts >= max(1, minimum_match(len(words)))
 
 
-def scores_for(cache, words: list[QueryWord], docs) -> dict[int, float]:
-    """The query's score for each of ``docs``: the sum of its words' scores."""
-    impacts = [word_impacts(cache, w) for w in words]
-    if len(impacts) == 1:
-        only = impacts[0]
-        return {d: only.get(d, 0.0) for d in docs}
-    return {d: sum(i.get(d, 0.0) for i in impacts) for d in docs}
+def scores_for(cache, words: list[QueryWord]) -> np.ndarray:
+    """The query's score per document: the sum of its words' scores."""
+    return sum(word_impacts(cache, w) for w in words)
 
 
 def phrase_words(phrase: str) -> list[QueryWord]:

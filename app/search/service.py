@@ -1,13 +1,12 @@
 """search_cases(): the one way pages and the API search the case library.
 
-The permission filter comes from ``policy.case_scope`` and is part of the search itself (a set
+The permission filter comes from ``policy.case_scope`` and is part of the search itself (a mask
 of allowed documents the matcher must stay inside), so totals, pages, facets and snippets only
 ever see cases the user may read. Per-process caches hold only document sets keyed by the exact
 filter that produced them, never results.
 """
 from __future__ import annotations
 
-import heapq
 import logging
 import threading
 from collections import Counter
@@ -15,10 +14,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from whoosh import query as Q
 
 from app import policy
 from app.extensions import db
@@ -102,22 +101,24 @@ def synonym_map() -> dict[str, list[str]]:
 
 # --- the permission filter --------------------------------------------------------------------
 
-def scope_docs(cache, scope: policy.CaseScope) -> frozenset[int] | None:
+def scope_mask(cache, scope: policy.CaseScope) -> np.ndarray | None:
     """The documents a CaseScope allows (None: all). The index holds published cases only."""
     if scope.everything:
         return None
-    if scope.nothing:
-        return frozenset()
 
     def compute():
-        allowed: set[int] = set()
+        allowed = np.zeros(cache.size, dtype=bool)
+        if scope.nothing:
+            return allowed
         if scope.own is not None:
-            allowed |= cache.term("municipality", str(scope.own))
+            allowed |= cache.mask("municipality", str(scope.own))
         if scope.shared_with_all:
-            allowed |= cache.term("visibility", "all")
+            allowed |= cache.mask("visibility", "all")
         if scope.neighbour_owners:
-            owners = set().union(*(cache.term("municipality", str(m)) for m in scope.neighbour_owners))
-            allowed |= cache.term("visibility", "neighbours") & owners
+            owners = np.zeros(cache.size, dtype=bool)
+            for owner in scope.neighbour_owners:
+                owners |= cache.mask("municipality", str(owner))
+            allowed |= cache.mask("visibility", "neighbours") & owners
         return allowed
 
     return cache.memo(("scope", scope), compute)
@@ -127,20 +128,23 @@ def _day_start(day: date) -> int:
     return int(datetime.combine(day, time.min, JST).timestamp())
 
 
-def _filter_sets(searcher, cache, params: SearchParams) -> list[frozenset[int]]:
-    sets = []
+def _filter_masks(cache, params: SearchParams) -> list[np.ndarray]:
+    masks = []
     if params.category:
-        sets.append(cache.term("category", params.category))
+        masks.append(cache.mask("category", params.category))
     if params.tag:
-        sets.append(cache.term("tag", tag_key(params.tag)))
+        masks.append(cache.mask("tag", tag_key(params.tag)))
     if params.municipality:
-        sets.append(cache.term("municipality", str(params.municipality)))
+        masks.append(cache.mask("municipality", str(params.municipality)))
     if params.date_from or params.date_to:
-        start = _day_start(params.date_from) if params.date_from else None
-        end = _day_start(params.date_to) + 86399 if params.date_to else None
-        sets.append(cache.memo(("published", start, end),
-                               lambda: searcher.docs_for_query(Q.NumericRange("published", start, end))))
-    return sets
+        published = cache.published()
+        mask = np.ones(cache.size, dtype=bool)
+        if params.date_from:
+            mask &= published >= _day_start(params.date_from)
+        if params.date_to:
+            mask &= published < _day_start(params.date_to) + 86400
+        masks.append(mask)
+    return masks
 
 
 # --- searching --------------------------------------------------------------------------------
@@ -156,36 +160,37 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
             apply_pending()
         except Exception:
             log.exception("retrying queued index work failed")
-    searcher, cache = current_index().reading()
+    _searcher, cache = current_index().reading()
     parsed = querying.parse(params.q, synonym_map())
     has_query = bool(params.q.strip())
-    if cache.reader.doc_count() == 0 or (has_query and parsed.empty):
+    if cache.size == 0 or (has_query and parsed.empty):
         if log_misses and has_query:
             _log_miss(params.q)
         return empty  # an empty index, or only filler words (「について」)
 
     # Which documents: the words (minimum match), phrases, the permission scope and filters.
-    candidates = querying.matching_docs(cache, parsed.words) if parsed.words else cache.live_docs()
+    candidates = querying.matching_mask(cache, parsed.words) if parsed.words else cache.live().copy()
     for phrase in parsed.phrases:
         for word in querying.phrase_words(phrase):
-            candidates = candidates & querying.word_impacts(cache, word).keys()
-    allowed = scope_docs(cache, scope)
-    narrowing = ([allowed] if allowed is not None else []) + _filter_sets(searcher, cache, params)
-    for docs in sorted(narrowing, key=len):
-        candidates = candidates & docs
-    if parsed.phrases and candidates:
+            candidates &= querying.word_impacts(cache, word) > 0
+    allowed = scope_mask(cache, scope)
+    if allowed is not None:
+        candidates &= allowed
+    for mask in _filter_masks(cache, params):
+        candidates &= mask
+    if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
 
-    total = len(candidates)
-    facets = _facets(cache, candidates)
+    total = int(np.count_nonzero(candidates))
+    facets = _facets(cache, candidates) if total else {"category": Counter(), "municipality": Counter()}
     offset = (page - 1) * per_page
     wanted = offset + per_page
-    if not candidates:
+    if not total:
         ids, scores = [], {}
     elif params.sort == "newest" or not parsed.words:
         ids, scores = _newest(cache, candidates, wanted), {}
     else:
-        ids, scores = _ranked(cache, querying.scores_for(cache, parsed.words, candidates), wanted)
+        ids, scores = _ranked(cache, querying.scores_for(cache, parsed.words), candidates, wanted)
     hits = _hits(user, ids[offset:wanted], scores, parsed.needles)
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
@@ -195,59 +200,55 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     return result
 
 
-def _containing_phrases(cache, candidates: frozenset[int], phrases: list[str]) -> frozenset[int]:
+def _containing_phrases(cache, candidates: np.ndarray, phrases: list[str]) -> np.ndarray:
     """Keep the documents whose text (from the database, the truth) contains every phrase."""
-    by_case = {cache.case_id(d): d for d in candidates}
-    kept: set[int] = set()
+    docnums = np.nonzero(candidates)[0]
+    case_ids = cache.case_ids()[docnums]
+    by_case = dict(zip(case_ids.tolist(), docnums.tolist()))
+    kept = np.zeros(cache.size, dtype=bool)
     ids = sorted(by_case)
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
         rows = db.session.execute(
             select(Case.id, Case.title, Case.issue, Case.environment, Case.cause, Case.resolution)
-            .where(Case.id.in_(chunk))
+            .where(Case.id.in_(ids[start:start + 500]))
         )
         for row in rows:
             text = normalise(" ".join(part or "" for part in row[1:]))
             if all(p in text for p in phrases):
-                kept.add(by_case[row[0]])
-    return frozenset(kept)
+                kept[by_case[row[0]]] = True
+    return kept
 
 
-def _facets(cache, docs: frozenset[int]) -> dict[str, Counter]:
+def _facets(cache, candidates: np.ndarray) -> dict[str, Counter]:
     """Exact counts per category and municipality among the hits (after the permission filter)."""
     facets: dict[str, Counter] = {}
     for name in ("category", "municipality"):
-        counter: Counter = Counter()
-        if docs:
-            for value in cache.values(name):
-                n = len(docs & cache.term(name, value))
-                if n:
-                    counter[value] = n
-        facets[name] = counter
+        values, codes = cache.codes(name)
+        counts = np.bincount(codes[candidates], minlength=len(values) + 1)
+        facets[name] = Counter({values[i]: int(n) for i, n in enumerate(counts[: len(values)]) if n})
     return facets
 
 
-def _newest(cache, docs: frozenset[int], wanted: int) -> list[int]:
-    if len(docs) <= 2000:
-        published = cache.published()
-        ordered = sorted(docs, key=lambda d: (-published[d], cache.case_id(d)))
-    else:
-        ordered = []
-        for d in cache.newest_first():
-            if d in docs:
-                ordered.append(d)
-                if len(ordered) >= wanted:
-                    break
-    return [cache.case_id(d) for d in ordered[:wanted]]
+def _newest(cache, candidates: np.ndarray, wanted: int) -> list[int]:
+    docnums = np.nonzero(candidates)[0]
+    published, case_ids = cache.published()[docnums], cache.case_ids()[docnums]
+    order = np.lexsort((case_ids, -published))[:wanted]
+    return case_ids[order].tolist()
 
 
-def _ranked(cache, scores: dict[int, float], wanted: int):
+def _ranked(cache, scores: np.ndarray, candidates: np.ndarray, wanted: int):
     """The best ``wanted`` documents by score; equal scores by publication date (newest first),
     then case id, so results are stable across a reindex."""
-    top = heapq.nlargest(wanted + TIE_MARGIN, scores, key=lambda d: round(scores[d], 6))
-    published = cache.published()
-    ranked = sorted((-round(scores[d], 6), -published[d], cache.case_id(d)) for d in top)[:wanted]
-    return [case_id for _s, _p, case_id in ranked], {case_id: -s for s, _p, case_id in ranked}
+    docnums = np.nonzero(candidates)[0]
+    rounded = np.round(scores[docnums].astype(np.float64), 6)
+    take = min(len(docnums), wanted + TIE_MARGIN)
+    if take < len(docnums):
+        top = np.argpartition(-rounded, take - 1)[:take]
+        docnums, rounded = docnums[top], rounded[top]
+    published, case_ids = cache.published()[docnums], cache.case_ids()[docnums]
+    order = np.lexsort((case_ids, -published, -rounded))[:wanted]
+    ids = case_ids[order].tolist()
+    return ids, dict(zip(ids, rounded[order].tolist()))
 
 
 def _label_facets(facets) -> dict[str, list[tuple[str, str, int]]]:
@@ -302,19 +303,18 @@ def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHi
         return []
     _searcher, cache = current_index().reading()
     parsed = querying.parse(text, synonym_map())
-    if not parsed.words or cache.reader.doc_count() == 0:
+    if not parsed.words or cache.size == 0:
         return []
-    chosen = sorted(parsed.words, key=lambda w: len(querying.word_impacts(cache, w)) or 10**9)[:10]
-    sets = [querying.word_impacts(cache, w).keys() for w in chosen]
-    if len(sets) >= 3:
-        counts = Counter(d for docs in sets for d in docs)
-        candidates = frozenset(d for d, n in counts.items() if n >= 2)
-    else:
-        candidates = frozenset().union(*sets)
-    allowed = scope_docs(cache, scope)
+    matches = {id(w): int(np.count_nonzero(querying.word_impacts(cache, w))) for w in parsed.words}
+    chosen = sorted((w for w in parsed.words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
+    if not chosen:
+        return []
+    counts = sum((querying.word_impacts(cache, w) > 0).astype(np.int8) for w in chosen)
+    candidates = counts >= (2 if len(chosen) >= 3 else 1)
+    allowed = scope_mask(cache, scope)
     if allowed is not None:
         candidates &= allowed
-    if not candidates:
+    if not candidates.any():
         return []
-    ids, scores = _ranked(cache, querying.scores_for(cache, chosen, candidates), limit)
+    ids, scores = _ranked(cache, querying.scores_for(cache, chosen), candidates, limit)
     return _hits(user, ids[:limit], scores, parsed.needles)

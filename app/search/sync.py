@@ -95,6 +95,7 @@ def case_document(case: Case) -> dict:
     resolution = plain_text(case.resolution)
     return {
         "id": str(case.id),
+        "case_id": case.id,
         "title": "\n".join([case.title, *tags]),
         "body": body,
         "resolution": resolution,
