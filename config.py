@@ -35,6 +35,9 @@ class Config:
     PER_PAGE = 20
     ALLOW_DEMO_CONTENT = True
     REQUIRE_SECRET_KEY = False
+    # FLASK_* environment variables override the class (off for tests: a developer's shell
+    # must not point the test suite at a real database or index).
+    ENV_OVERRIDES = True
 
 
 class DevelopmentConfig(Config):
@@ -43,6 +46,7 @@ class DevelopmentConfig(Config):
 
 class TestingConfig(Config):
     TESTING = True
+    ENV_OVERRIDES = False
     WTF_CSRF_ENABLED = False
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     ARGON2_TIME_COST = 1

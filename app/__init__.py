@@ -23,7 +23,8 @@ ERROR_MESSAGES = {
 def create_app(config_class: type[Config] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_object(config_class or config_from_env())
-    app.config.from_prefixed_env()
+    if app.config.get("ENV_OVERRIDES", True):
+        app.config.from_prefixed_env()
     _check_production_secret(app)
     app.json.ensure_ascii = False
 

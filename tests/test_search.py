@@ -253,7 +253,7 @@ def test_two_processes_writing_at_once_lose_nothing(app, tmp_path):
     env = {
         "FLASK_SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
         "FLASK_SEARCH_INDEX_DIR": app.config["SEARCH_INDEX_DIR"],
-        "APP_CONFIG": "testing",
+        "APP_CONFIG": "development",
         "PATH": "/usr/bin:/bin",
     }
     db.session.commit()

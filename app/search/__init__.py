@@ -1,8 +1,12 @@
 """Japanese full-text search over the case library.
 
 analysis.py  normalisation, Sudachi word segmentation, character bigrams (Whoosh tokenizers)
-querying.py  user query -> Whoosh query (words, synonyms, phrases, minimum match)
-index.py     the Whoosh index on disk: schema, generations, writer lock, reused searchers
-service.py   search_cases(): permission filter from the policy, counts, facets, snippets
+querying.py  user query -> words, synonym groups and phrases; their matches and BM25 scores
+index.py     the Whoosh index on disk (schema, generations, writer lock, reused searchers) and
+             ReaderCache: per index version, postings and values as numpy arrays
+service.py   search_cases() / similar_cases(): permission mask from the policy, filters, exact
+             counts and facets, ranking, snippets
+snippets.py  highlighted snippets cut at sentence ends
+params.py    search parameters from a query string (pages and API)
 sync.py      the outbox: queue index work with the change, apply it after commit, reindex, check
 """

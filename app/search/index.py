@@ -56,9 +56,6 @@ def build_schema() -> Schema:
     )
 
 
-WORD_FIELDS = ("title", "body", "resolution")
-
-
 K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's defaults)
 _LENGTHS = np.array([byte_to_length(b) or 0 for b in range(256)], dtype=np.float32)
 

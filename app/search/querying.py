@@ -6,8 +6,9 @@
 - Each word matches its exact form in the word fields (title and tags > resolution > body), or its
   compound parts, or, for words the dictionary does not know, all of its character bigrams
   (so ``nonsense`` finds nothing) with a low weight, and the same for each of its synonyms.
-- Which documents match is set algebra on cached posting sets (fast and exact); how they rank
-  is Whoosh's BM25F over an OR of the words (documents with more of them score higher).
+- Which documents match and how they rank are computed on numpy arrays over the index's
+  documents (ReaderCache): a word's score is BM25 per field, weighted; the query's score is the
+  sum over its words, so documents with more of the words rank higher.
   A minimum number of words must match: one word of a query may always be missing, more for
   long sentences, and a word's n-grams never count as words.
 """
@@ -144,7 +145,8 @@ def minimum_match(word_count: int) -> int:
 
 def _single_impacts(cache, text: str, parts: list[str] | None = None) -> np.ndarray:
     """Score per document for one word: BM25 of its exact form in each word field (weighted),
-    plus its compound parts (only where all of them occur) and its bigrams (likewise), lower."""
+    plus its compound parts (only where all of them occur), lower; a word the index does not
+    have as a word is matched by its bigrams instead (all of them), lower still."""
     def compute():
         scores = np.zeros(cache.size, dtype=np.float32)
         for fieldname, weight in FIELD_WEIGHTS.items():
@@ -153,7 +155,10 @@ def _single_impacts(cache, text: str, parts: list[str] | None = None) -> np.ndar
             part_scores = [_single_impacts(cache, p) for p in parts]
             everywhere = np.logical_and.reduce([ps > 0 for ps in part_scores])
             scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
-        if has_bigrams(text) and len(text) > 1:
+        if has_bigrams(text) and len(text) > 1 and not scores.any():
+            # Only for a word the index does not have as a word (a product name the dictionary
+            # splits differently, part of a longer term): bigrams carry no positions, so for
+            # a known word they would add loose matches (00042 inside other numbers).
             grams = list(dict.fromkeys(bigrams(text, normalised=True)))
             gram_scores = [cache.impacts("ngram", g) for g in grams]
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])

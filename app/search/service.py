@@ -1,9 +1,9 @@
 """search_cases(): the one way pages and the API search the case library.
 
 The permission filter comes from ``policy.case_scope`` and is part of the search itself (a mask
-of allowed documents the matcher must stay inside), so totals, pages, facets and snippets only
-ever see cases the user may read. Per-process caches hold only document sets keyed by the exact
-filter that produced them, never results.
+of allowed documents intersected with the matches before anything is counted or ranked), so
+totals, pages, facets and snippets only ever see cases the user may read. The per-process caches
+(ReaderCache) hold postings and masks keyed by terms, values and scopes, never results.
 """
 from __future__ import annotations
 
