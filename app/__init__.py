@@ -58,6 +58,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     _register_error_handlers(app)
     _register_home(app)
     _register_search_sync(app)
+    _register_security_headers(app)
 
     from app.cli import register_cli
 
@@ -126,6 +127,24 @@ def _json_code(status: int) -> str:
         400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
         405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
     }.get(status, "error")
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _register_security_headers(app: Flask) -> None:
+    """Nothing from outside, no inline script, no framing (pages run on closed networks)."""
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
 
 
 def _register_search_sync(app: Flask) -> None:

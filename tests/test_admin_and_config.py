@@ -116,3 +116,20 @@ def test_html_pages_answer_errors_in_japanese(client, make_user, login):
     response = client.get("/questions/999999")
     assert response.status_code == 404
     assert "ページが見つかりません" in response.get_data(as_text=True)
+
+
+def test_pages_send_a_strict_content_security_policy_and_security_headers(client):
+    response = client.get("/login")
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "http" not in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_no_template_has_inline_script_or_style():
+    from pathlib import Path
+
+    for path in Path(__file__).resolve().parent.parent.joinpath("app").rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert "<script>" not in text and " style=" not in text and " onclick=" not in text, path
