@@ -111,8 +111,10 @@ def load_reference(content_dir: Path, report: LoadReport | None = None) -> LoadR
 
 
 def load_synonyms(path: Path, report: LoadReport) -> None:
-    """Synonym groups, one per line (``UTM=統合脅威管理``); groups the help desk added stay."""
+    """Synonym groups, one per line (``UTM=統合脅威管理``). Groups that came from the file and are
+    no longer in it are removed; groups the help desk added stay."""
     existing = set(db.session.scalars(select(SearchSynonym.terms)))
+    shipped: set[str] = set()
     for line in path.read_text(encoding="utf-8-sig").splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -120,10 +122,15 @@ def load_synonyms(path: Path, report: LoadReport) -> None:
         terms = "=".join(t.strip() for t in line.split("=") if t.strip())
         if terms.count("=") < 1:
             raise ContentError(f"{path.name}: 「{line}」は2語以上を = で区切ってください")
+        shipped.add(terms)
         if terms not in existing:
             db.session.add(SearchSynonym(terms=terms, source="content"))
             existing.add(terms)
             report.count("created", "synonyms")
+    for group in db.session.scalars(select(SearchSynonym).where(SearchSynonym.source == "content")):
+        if group.terms not in shipped:
+            db.session.delete(group)
+            report.count("updated", "synonyms")
 
 
 def load_demo(content_dir: Path, report: LoadReport | None = None) -> LoadReport:

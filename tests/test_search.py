@@ -302,12 +302,12 @@ def test_filters_by_category_tag_municipality_and_period(make_user):
 
 def test_synonym_added_by_the_help_desk_applies_at_once(client, make_user, login):
     desk = make_user("helpdesk")
-    add_case(make_user, "EDRの導入", body="EDRを全端末に入れた")
-    assert titles(desk, "振る舞い検知")[0].total == 0
+    add_case(make_user, "SIEMの導入", body="SIEMでログを集めた")
+    assert titles(desk, "ログ分析基盤")[0].total == 0
     login(desk)
-    response = client.post("/search/synonyms", data={"terms": "EDR=振る舞い検知"})
+    response = client.post("/search/synonyms", data={"terms": "SIEM=ログ分析基盤"})
     assert response.status_code == 302
-    assert titles(desk, "振る舞い検知")[1] == ["EDRの導入"]
+    assert titles(desk, "ログ分析基盤")[1] == ["SIEMの導入"]
 
 
 def test_queries_without_results_are_logged_without_the_user_and_listed(client, make_user, login):
@@ -443,12 +443,12 @@ def test_export_csv_opens_in_excel_and_round_trips(runner, tmp_path):
 
 
 def test_content_load_ships_synonyms_and_keeps_help_desk_ones(runner, make_user):
-    db.session.add(SearchSynonym(terms="EDR=振る舞い検知", source="helpdesk"))
+    db.session.add(SearchSynonym(terms="SIEM=ログ分析基盤", source="helpdesk"))
     db.session.commit()
     runner.invoke(args=["content", "load"])
     runner.invoke(args=["content", "load"])
     groups = set(db.session.scalars(select(SearchSynonym.terms)))
-    assert "UTM=統合脅威管理=統合脅威管理装置" in groups and "EDR=振る舞い検知" in groups
+    assert "UTM=統合脅威管理=統合脅威管理装置" in groups and "SIEM=ログ分析基盤" in groups
     assert db.session.scalar(select(func.count()).select_from(SearchSynonym)) == len(groups)
 
 
@@ -534,3 +534,51 @@ def test_a_model_number_typed_with_a_hyphen_is_one_word(make_user):
     add_case(make_user, "NX-00042のファーム更新")
     add_case(make_user, "NX-77777の設定")
     assert titles(desk, "NX-00042")[1] == ["NX-00042のファーム更新"]
+
+
+def test_each_facet_is_counted_without_its_own_filter(make_user):
+    desk = make_user("helpdesk")
+    add_case(make_user, "VPNの設定A", category="network", owner="呉市")
+    add_case(make_user, "VPNの設定B", category="security", owner="呉市")
+    add_case(make_user, "VPNの設定C", category="security", owner="福山市")
+    result, seen = titles(desk, "VPN", category="security")
+    assert set(seen) == {"VPNの設定B", "VPNの設定C"}
+    assert {v: n for v, _l, n in result.facets["category"]} == {"network": 1, "security": 2}
+    assert {label: n for _v, label, n in result.facets["municipality"]} == {"呉市": 1, "福山市": 1}
+    assert [v for v, _l, _n in result.facets["municipality"]] == ["342025", "342076"]  # official codes
+
+
+def test_misses_are_only_words_that_found_nothing(client, make_user, login):
+    add_case(make_user, "VPNの設定")
+    login(make_user("municipal", "呉市"))
+    client.get("/search?q=VPN&from=2030-01-01")   # a filter found nothing, not the words
+    client.get("/search?q=のに")                    # only particles
+    client.get("/search?q=量子暗号")
+    assert [m.query for m in db.session.scalars(select(SearchMiss))] == ["量子暗号"]
+
+
+def test_bad_search_parameters_are_named_in_japanese_and_the_rest_still_runs(client, make_user, login):
+    add_case(make_user, "VPNの設定")
+    login(make_user("municipal", "呉市"))
+    page = client.get("/search?q=VPN&from=2024-13-01&category=nope").get_data(as_text=True)
+    assert "公開日（から）は 2024-04-01 の形式" in page and "分類「nope」はありません" in page
+    assert "VPNの設定" in page
+    reversed_dates = client.get("/search?q=VPN&from=2025-01-01&to=2024-01-01").get_data(as_text=True)
+    assert "公開日（まで）は公開日（から）より後" in reversed_dates
+
+
+def test_municipal_staff_case_list_shows_their_own_cases(client, make_user, login):
+    add_case(make_user, "呉市の共有事例", owner="呉市", visibility="all")
+    add_case(make_user, "福山市の共有事例", owner="福山市", visibility="all")
+    login(make_user("municipal", "呉市"))
+    page = client.get("/cases").get_data(as_text=True)
+    assert "呉市の共有事例" in page and "福山市の共有事例" not in page
+    assert "福山市の共有事例" in client.get("/search?q=共有事例").get_data(as_text=True)
+
+
+def test_a_synonym_term_already_in_a_group_is_refused(client, make_user, login):
+    login(make_user("helpdesk"))
+    client.post("/search/synonyms", data={"terms": "SIEM=ログ分析基盤"})
+    page = client.post("/search/synonyms", data={"terms": "ＳＩＥＭ=ログ監視"}).get_data(as_text=True)
+    assert "「SIEM」はすでに「SIEM=ログ分析基盤」に登録されています" in page
+    assert db.session.scalar(select(func.count()).select_from(SearchSynonym).where(SearchSynonym.source == "helpdesk")) == 1

@@ -158,7 +158,7 @@ def test_question_travels_from_ask_to_published_case_through_the_pages(client, l
     assert client.get(f"/cases/{case.id}/edit").status_code == 200
     response = client.post(f"/cases/{case.id}/edit", data=case_form())
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/cases/{case.id}"
+    assert response.headers["Location"] == f"/cases/{case.id}#case"
     db.session.refresh(case)
     assert case.title == "VPN 切断の対処（アイドルタイムアウト）"
     assert case.category.slug == "security"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from app import policy
@@ -29,13 +29,16 @@ def index():
     state = request.args.get("state") or ""
     category_slug = request.args.get("category") or ""
     query = select(Case).where(policy.visible_cases_clause(current_user))
+    if not policy.sees_everything(current_user):
+        # 「自団体の事例」: the municipality's own cases; shared ones are found through 事例検索.
+        query = query.where(Case.municipality_id == current_user.municipality_id)
     if state:
         if state not in {s.value for s in CaseState}:
             abort(400)
         query = query.where(Case.state == state)
     if category_slug:
         query = query.join(Category).where(Category.slug == category_slug)
-    query = query.order_by(Case.updated_at.desc(), Case.id.desc()).options(
+    query = query.order_by(func.coalesce(Case.published_at, Case.updated_at).desc(), Case.id.desc()).options(
         selectinload(Case.tags), selectinload(Case.category), selectinload(Case.municipality)
     )
     page = db.paginate(query, page=int_arg("page", 1), per_page=20, error_out=False)
@@ -83,7 +86,7 @@ def edit(case_id: int):
             else:
                 db.session.commit()
                 flash("事例を保存して公開しました。" if publishing else "事例を保存しました。", "success")
-                return redirect(url_for("cases.show", case_id=case.id))
+                return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
     return render_template(
         "cases/edit.html", case=case, form=form, fields=CASE_TEXT_FIELDS, previews=previews,
         publish_form=PublishForm(formdata=None),

@@ -20,12 +20,9 @@ from app.web import apply_service_error, int_arg, role_required
 @login_required
 def search():
     params, errors = search_params_from(request.args)
-    if errors:
-        for message in errors.values():
-            flash(message, "error")
-        result = None
-    else:
-        result = search_cases(current_user, params)
+    for message in errors.values():
+        flash(message, "error")
+    result = search_cases(current_user, params, log_misses=not errors)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     return render_template("library/search.html", params=params, result=result, categories=categories,
                            args=request.args)

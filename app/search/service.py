@@ -30,6 +30,7 @@ from app.search.sync import PREFECTURE, apply_pending, current_index, pending_ex
 log = logging.getLogger(__name__)
 
 COUNT_CAP = 1000
+SIMILAR_RELATIVE_SCORE = 0.4
 TIE_MARGIN = 20
 JST = ZoneInfo("Asia/Tokyo")
 SORTS = ("relevance", "newest")
@@ -128,14 +129,15 @@ def _day_start(day: date) -> int:
     return int(datetime.combine(day, time.min, JST).timestamp())
 
 
-def _filter_masks(cache, params: SearchParams) -> list[np.ndarray]:
-    masks = []
+def _filter_masks(cache, params: SearchParams) -> dict[str, np.ndarray]:
+    """The user's filters as masks, by facet name (so a facet can be counted without its own)."""
+    masks: dict[str, np.ndarray] = {}
     if params.category:
-        masks.append(cache.mask("category", params.category))
+        masks["category"] = cache.mask("category", params.category)
     if params.tag:
-        masks.append(cache.mask("tag", tag_key(params.tag)))
+        masks["tag"] = cache.mask("tag", tag_key(params.tag))
     if params.municipality:
-        masks.append(cache.mask("municipality", str(params.municipality)))
+        masks["municipality"] = cache.mask("municipality", str(params.municipality))
     if params.date_from or params.date_to:
         published = cache.published()
         mask = np.ones(cache.size, dtype=bool)
@@ -143,7 +145,7 @@ def _filter_masks(cache, params: SearchParams) -> list[np.ndarray]:
             mask &= published >= _day_start(params.date_from)
         if params.date_to:
             mask &= published < _day_start(params.date_to) + 86400
-        masks.append(mask)
+        masks["period"] = mask
     return masks
 
 
@@ -164,7 +166,7 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     parsed = querying.parse(params.q, synonym_map())
     has_query = bool(params.q.strip())
     if cache.size == 0 or (has_query and parsed.empty):
-        if log_misses and has_query:
+        if log_misses and parsed.words:
             _log_miss(params.q)
         return empty  # an empty index, or only filler words (「について」)
 
@@ -176,13 +178,22 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     allowed = scope_mask(cache, scope)
     if allowed is not None:
         candidates &= allowed
-    for mask in _filter_masks(cache, params):
-        candidates &= mask
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
+    filters = _filter_masks(cache, params)
+    unfiltered = candidates
+    for mask in filters.values():
+        candidates = candidates & mask
 
     total = int(np.count_nonzero(candidates))
-    facets = _facets(cache, candidates) if total else {"category": Counter(), "municipality": Counter()}
+    # Each facet is counted with every filter but its own, so the other values stay choosable.
+    facets = {}
+    for name in ("category", "municipality"):
+        base = unfiltered
+        for other, mask in filters.items():
+            if other != name:
+                base = base & mask
+        facets[name] = _facet(cache, name, base)
     offset = (page - 1) * per_page
     wanted = offset + per_page
     if not total:
@@ -195,8 +206,8 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
                           [w.text for w in parsed.words])
-    if log_misses and total == 0 and has_query:
-        _log_miss(params.q)
+    if log_misses and total == 0 and parsed.words and not filters:
+        _log_miss(params.q)  # the words found nothing (not a filter, not only particles)
     return result
 
 
@@ -219,14 +230,11 @@ def _containing_phrases(cache, candidates: np.ndarray, phrases: list[str]) -> np
     return kept
 
 
-def _facets(cache, candidates: np.ndarray) -> dict[str, Counter]:
-    """Exact counts per category and municipality among the hits (after the permission filter)."""
-    facets: dict[str, Counter] = {}
-    for name in ("category", "municipality"):
-        values, codes = cache.codes(name)
-        counts = np.bincount(codes[candidates], minlength=len(values) + 1)
-        facets[name] = Counter({values[i]: int(n) for i, n in enumerate(counts[: len(values)]) if n})
-    return facets
+def _facet(cache, name: str, candidates: np.ndarray) -> Counter:
+    """Exact counts per value of one field among the hits (after the permission filter)."""
+    values, codes = cache.codes(name)
+    counts = np.bincount(codes[candidates], minlength=len(values) + 1)
+    return Counter({values[i]: int(n) for i, n in enumerate(counts[: len(values)]) if n})
 
 
 def _newest(cache, candidates: np.ndarray, wanted: int) -> list[int]:
@@ -252,19 +260,26 @@ def _ranked(cache, scores: np.ndarray, candidates: np.ndarray, wanted: int):
 
 
 def _label_facets(facets) -> dict[str, list[tuple[str, str, int]]]:
+    """Facet entries as (value for the filter, label, count): categories by slug, municipalities
+    by their official code (``pref`` for the prefecture), ties in code order."""
     category_names = dict(db.session.execute(select(Category.slug, Category.name)).all())
     wanted = [int(k) for k in facets["municipality"] if k and k != PREFECTURE]
-    municipality_names = dict(db.session.execute(
-        select(Municipality.id, Municipality.name).where(Municipality.id.in_(wanted))
-    ).all()) if wanted else {}
-    labelled = {
-        "category": [(k, category_names.get(k, k), n) for k, n in facets["category"].most_common()],
-        "municipality": [
-            (k, "県ヘルプデスク" if k == PREFECTURE else municipality_names.get(int(k), k), n)
-            for k, n in facets["municipality"].most_common() if k
-        ],
+    municipalities = {
+        m.id: m for m in db.session.scalars(select(Municipality).where(Municipality.id.in_(wanted)))
+    } if wanted else {}
+    entries = []
+    for key, count in facets["municipality"].items():
+        if key == PREFECTURE:
+            entries.append(("pref", "県ヘルプデスク", count, "999999"))
+        elif key and int(key) in municipalities:
+            m = municipalities[int(key)]
+            entries.append((m.code, m.name, count, m.code))
+    entries.sort(key=lambda e: (-e[2], e[3]))
+    return {
+        "category": [(k, category_names.get(k, k), n) for k, n in
+                     sorted(facets["category"].items(), key=lambda kv: (-kv[1], kv[0]))],
+        "municipality": [(value, label, count) for value, label, count, _code in entries],
     }
-    return labelled
 
 
 def _hits(user, ids: list[int], scores: dict[int, float], needles: list[str]) -> list[SearchHit]:
@@ -317,4 +332,7 @@ def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHi
     if not candidates.any():
         return []
     ids, scores = _ranked(cache, querying.scores_for(cache, chosen), candidates, limit)
+    if ids:  # only cases close to the best one: a weak match is noise while someone types
+        best = scores[ids[0]]
+        ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]
     return _hits(user, ids[:limit], scores, parsed.needles)

@@ -17,7 +17,7 @@ def _thread_follow_ups(question: Question, answer: Answer) -> str:
     later = [c for c in question.comments if answered_at and as_utc(c.created_at) >= answered_at]
     if not later:
         return ""
-    parts = ["", "", "#### スレッドでの補足"]
+    parts = ["", "", "**スレッドでの補足**"]
     for comment in later:
         parts.append("")
         parts.append(comment.body.strip())

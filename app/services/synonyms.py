@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import SearchSynonym
+from app.search.analysis import normalise
 from app.services.errors import Forbidden, ValidationFailed
 
 
@@ -27,6 +28,12 @@ def add_group(text: str) -> SearchSynonym:
         raise ValidationFailed({"terms": "1語は50文字以内、全体で500文字以内にしてください。"})
     if db.session.scalar(select(SearchSynonym.id).where(SearchSynonym.terms == terms)):
         raise ValidationFailed({"terms": f"「{terms}」はすでに登録されています。"})
+    wanted = {normalise(t) for t in terms.split("=")}
+    for group in db.session.scalars(select(SearchSynonym)):
+        shared = [t for t in group.term_list if normalise(t) in wanted]
+        if shared:
+            raise ValidationFailed({"terms": f"「{shared[0]}」はすでに「{group.terms}」に登録されています。"
+                                             "その組を削除してから、まとめて登録し直してください。"})
     group = SearchSynonym(terms=terms, source="helpdesk")
     db.session.add(group)
     db.session.flush()

@@ -32,7 +32,8 @@
 
   function lookUp() {
     var query = (title ? title.value : "") + "\n" + (body ? body.value : "");
-    if (query.trim().length < 2 || query === lastQuery) { return; }
+    if (query.trim().length < 2) { lastQuery = query; render([]); return; }
+    if (query === lastQuery) { return; }
     lastQuery = query;
     var params = new URLSearchParams({ title: title ? title.value : "", body: body ? body.value.slice(0, 2000) : "" });
     fetch(box.dataset.url + "?" + params.toString(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
