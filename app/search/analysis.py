@@ -186,8 +186,8 @@ def bigrams(text: str, *, normalised: bool = False) -> list[str]:
 
 # --- Whoosh tokenizers (pickled in the schema: keep these names and module stable) -----------
 
-class JapaneseWordTokenizer(Tokenizer):
-    """Sudachi words, each compound followed by its parts at the same position."""
+class _StatelessTokenizer(Tokenizer):
+    """Pickled into the index schema with no state: the Sudachi tokenizer is made lazily."""
 
     def __eq__(self, other):
         return other is not None and self.__class__ is other.__class__
@@ -197,6 +197,10 @@ class JapaneseWordTokenizer(Tokenizer):
 
     def __setstate__(self, state):
         pass
+
+
+class JapaneseWordTokenizer(_StatelessTokenizer):
+    """Sudachi words, each compound followed by its parts at the same position."""
 
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, mode="", **kwargs):
@@ -214,17 +218,8 @@ class JapaneseWordTokenizer(Tokenizer):
                 yield token
 
 
-class BigramTokenizer(Tokenizer):
+class BigramTokenizer(_StatelessTokenizer):
     """Distinct character bigrams of the Latin, digit and katakana runs of the normalised text."""
-
-    def __eq__(self, other):
-        return other is not None and self.__class__ is other.__class__
-
-    def __getstate__(self):
-        return {}
-
-    def __setstate__(self, state):
-        pass
 
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, mode="", **kwargs):
