@@ -28,6 +28,8 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
     PASSWORD_MIN_LENGTH = 10
+    LOGIN_FREE_FAILURES = 5
+    LOGIN_WINDOW_MINUTES = 15
     # argon2id parameters (memory-hard); the testing config lowers them for speed.
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 64 * 1024

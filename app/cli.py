@@ -128,6 +128,25 @@ def municipalities_list():
         click.echo(f"{m.code}\t{m.name}\t{m.kind}\t{kind}\tグループ:{groups}\t近隣:{near}")
 
 
+@municipalities.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--observer", is_flag=True, help="閲覧のみのオブザーバー団体（他県の連携自治体など）")
+@click.option("--kind", default=None, help="市・町・村など（省略時は名称の末尾から）")
+@click.option("--prefecture", default="広島県", show_default=True)
+def municipalities_add(code, name, observer, kind, prefecture):
+    """6桁の全国地方公共団体コード（検査数字つき）と名称で市町を追加する。"""
+    try:
+        municipality = municipality_service.add_municipality(
+            code, name, kind=kind, prefecture=prefecture, observer=observer)
+    except ServiceError as error:
+        db.session.rollback()
+        _fail(_service_message(error))
+    db.session.commit()
+    role = "オブザーバー団体" if municipality.is_observer else "構成市町"
+    click.echo(f"{municipality.name}（{municipality.code}、{municipality.prefecture}）を{role}として追加しました。")
+
+
 @municipalities.command("link")
 @click.argument("first")
 @click.argument("second")

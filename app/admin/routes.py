@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -8,11 +9,12 @@ from app import policy
 from app.admin import bp
 from app.admin.forms import CategoryForm, NeighbourForm, UnlinkForm
 from app.extensions import db
-from app.models import Category, Municipality
+from app.models import AuditEvent, Category, Municipality
 from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, role_required
+from app.services.audit import ACTION_LABELS
+from app.web import apply_service_error, int_arg, role_required
 
 
 def _municipalities() -> list[Municipality]:
@@ -63,7 +65,7 @@ def link():
         flash("近隣に設定する2つの市町を選んでください。", "error")
         return redirect(url_for("admin.municipalities"))
     try:
-        municipality_service.link(a, b)
+        municipality_service.link(a, b, actor=current_user)
     except ServiceError as error:
         db.session.rollback()
         flash(" ".join(error.errors.values()) or error.message, "error")
@@ -80,7 +82,7 @@ def unlink(first_id: int, second_id: int):
         abort(400)
     a, b = _get_municipality_or_400(first_id), _get_municipality_or_400(second_id)
     try:
-        municipality_service.unlink(a, b)
+        municipality_service.unlink(a, b, actor=current_user)
     except ServiceError as error:
         db.session.rollback()
         flash(error.message, "error")
@@ -96,7 +98,7 @@ def categories():
     form = CategoryForm()
     if form.validate_on_submit():
         try:
-            category = taxonomy_service.add_category(form.slug.data, form.name.data)
+            category = taxonomy_service.add_category(form.slug.data, form.name.data, actor=current_user)
         except ServiceError as error:
             db.session.rollback()
             apply_service_error(form, error)
@@ -106,3 +108,15 @@ def categories():
             return redirect(url_for("admin.categories"))
     items = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     return render_template("admin/categories.html", categories=items, form=form)
+
+
+@bp.get("/audit")
+@role_required(policy.can_administer)
+def audit_log():
+    """The audit log, newest first, read-only (filter by action)."""
+    action = request.args.get("action") or ""
+    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+    if action:
+        query = query.where(AuditEvent.action == action)
+    page = db.paginate(query, page=int_arg("page", 1), per_page=50, error_out=False)
+    return render_template("admin/audit.html", page=page, action=action, labels=ACTION_LABELS)

@@ -10,7 +10,7 @@ from app.auth import bp
 from app.auth.forms import LoginForm, PasswordForm
 from app.extensions import db, login_manager
 from app.models import User
-from app.services import accounts
+from app.services import accounts, throttle
 from app.services.errors import ValidationFailed
 from app.web import apply_service_error
 
@@ -42,9 +42,17 @@ def login():
         return redirect(url_for("home"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.username.data or "", form.password.data or "")
+        username, address = form.username.data or "", request.remote_addr or "-"
+        wait = throttle.seconds_to_wait(username, address)
+        if wait:
+            current_app.logger.warning("login throttled for %r from %s (%ss)", username, address, wait)
+            form.password.errors = [throttle.wait_message(wait)]
+            return render_template("auth/login.html", form=form), 429
+        user = accounts.authenticate(username, form.password.data or "")
+        throttle.record(username, address, succeeded=user is not None)
+        db.session.commit()
         if user is None:
-            current_app.logger.info("login failed for %r from %s", form.username.data, request.remote_addr)
+            current_app.logger.info("login failed for %r from %s", username, address)
             form.password.errors = ["ユーザー名またはパスワードが正しくないか、アカウントが無効です。"]
         else:
             session.clear()  # a fresh session at login

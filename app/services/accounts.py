@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import lru_cache
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -11,6 +13,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ROLES_WITH_MUNICIPALITY, ApiToken, Municipality, Role, User, utcnow
+from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
 
 # A fixed hash to verify against when the user does not exist, so timing does not reveal names.
@@ -37,12 +40,31 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-def password_problem(password: str) -> str | None:
+@lru_cache(maxsize=4)
+def _common_passwords(path: str) -> frozenset[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(line.strip().lower() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def common_passwords() -> frozenset[str]:
+    """The list shipped in content/security/common-passwords.txt."""
+    return _common_passwords(str(Path(current_app.config["CONTENT_DIR"]) / "security" / "common-passwords.txt"))
+
+
+def password_problem(password: str, username: str | None = None) -> str | None:
     minimum = current_app.config["PASSWORD_MIN_LENGTH"]
     if not isinstance(password, str) or len(password) < minimum:
         return f"パスワードは{minimum}文字以上にしてください。"
     if len(password) > 256:
         return "パスワードは256文字以内にしてください。"
+    lowered = password.lower()
+    if lowered in common_passwords() or (len(set(lowered)) <= 2):
+        return "よく使われる・推測しやすいパスワードは使えません。別のパスワードにしてください。"
+    if username and username.lower() in lowered:
+        return "ユーザー名を含むパスワードは使えません。"
     return None
 
 
@@ -67,7 +89,7 @@ def get_user(username: str) -> User | None:
 
 
 def create_user(username: str, password: str, role: str, municipality: Municipality | None = None,
-                display_name: str = "") -> User:
+                display_name: str = "", actor: User | None = None) -> User:
     errors: dict[str, str] = {}
     username = (username or "").strip()
     if not username or len(username) > 64 or any(ch.isspace() for ch in username):
@@ -83,7 +105,7 @@ def create_user(username: str, password: str, role: str, municipality: Municipal
         errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
     if role_enum is Role.MUNICIPAL and municipality is not None and municipality.is_observer:
         errors["municipality"] = "オブザーバー団体の職員は閲覧者（viewer）として登録してください。"
-    problem = password_problem(password)
+    problem = password_problem(password, username)
     if problem:
         errors["password"] = problem
     if errors:
@@ -99,6 +121,8 @@ def create_user(username: str, password: str, role: str, municipality: Municipal
     )
     db.session.add(user)
     db.session.flush()
+    where = f"（{user.municipality.name}）" if user.municipality else ""
+    audit.record(actor, "user.create", user, f"{user.username}: {user.role}{where}")
     return user
 
 
@@ -118,7 +142,7 @@ def change_password(user: User, current: str, new: str, confirm: str) -> None:
     errors: dict[str, str] = {}
     if not verify_password(user.password_hash, current or ""):
         errors["current_password"] = "現在のパスワードが正しくありません。"
-    problem = password_problem(new)
+    problem = password_problem(new, user.username)
     if problem:
         errors["new_password"] = problem
     elif new != confirm:
@@ -128,12 +152,14 @@ def change_password(user: User, current: str, new: str, confirm: str) -> None:
     user.password_hash = hash_password(new)
     user.session_token = new_session_token()
     db.session.flush()
+    audit.record(user, "user.password", user, user.username)
 
 
-def disable_user(user: User) -> None:
+def disable_user(user: User, actor: User | None = None) -> None:
     user.is_enabled = False
     user.session_token = new_session_token()
     db.session.flush()
+    audit.record(actor, "user.disable", user, user.username)
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -147,6 +173,7 @@ def create_token(user: User) -> str:
     token = secrets.token_urlsafe(32)
     db.session.add(ApiToken(user=user, digest=token_digest(token)))
     db.session.flush()
+    audit.record(None, "token.create", user, user.username)
     return token
 
 
@@ -157,6 +184,7 @@ def revoke_tokens(user: User) -> int:
             token.revoked_at = utcnow()
             count += 1
     db.session.flush()
+    audit.record(None, "token.revoke", user, f"{user.username}: {count}件")
     return count
 
 

@@ -5,6 +5,7 @@ from app import policy
 from app.extensions import db
 from app.models import Answer, Case, CaseState, Question, User, as_utc, utcnow
 from app.search.sync import queue_case
+from app.services import audit
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.validation import clean_body, clean_category, clean_title, parse_tag_names, tags_for
 
@@ -92,4 +93,5 @@ def publish_case(user: User, case: Case) -> Case:
     case.updated_by = user
     db.session.flush()
     queue_case(case)
+    audit.record(user, "case.publish", case, f"#{case.id} {case.title}（公開範囲: {case.visibility}）")
     return case

@@ -17,6 +17,7 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
 from app.search.sync import queue_case
+from app.services import audit
 from app.services.accounts import find_municipality
 from app.services.validation import clean_body, clean_title, find_category, parse_tag_names, tags_for
 
@@ -187,6 +188,8 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
         db.session.flush()
         queue_case(case)
         report.created += 1
+    if not dry_run and report.created:
+        audit.record(user, "case.import", None, f"{path.name}: {report.created}件")
     return report
 
 
@@ -223,4 +226,5 @@ def export_cases(path: Path, state: str = CaseState.PUBLISHED.value) -> int:
                 writer.writerow({**row, "tags": "、".join(row["tags"])})
     else:
         raise ImportFailed([f"{path.name}: .jsonl か .csv のファイル名を指定してください"])
+    audit.record(None, "case.export", None, f"{path.name}: {len(rows)}件（{state}）")
     return len(rows)

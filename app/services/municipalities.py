@@ -5,6 +5,7 @@ from sqlalchemy import delete, or_, select
 
 from app.extensions import db
 from app.models import Municipality, NeighbourLink, group_members
+from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
 
 CHECK_WEIGHTS = (6, 5, 4, 3, 2)
@@ -20,13 +21,36 @@ def is_valid_code(code: str) -> bool:
     return len(code) == 6 and code.isdigit() and check_digit(code[:5]) == int(code[5])
 
 
+def add_municipality(code: str, name: str, *, kind: str | None = None, prefecture: str = "広島県",
+                     observer: bool = False, actor=None) -> Municipality:
+    code, name = (code or "").strip(), (name or "").strip()
+    errors: dict[str, str] = {}
+    if not is_valid_code(code):
+        errors["code"] = f"団体コード「{code}」は検査数字つきの6桁ではありません。"
+    elif db.session.scalar(select(Municipality.id).where(Municipality.code == code)):
+        errors["code"] = f"団体コード {code} はすでに登録されています。"
+    if not name or len(name) > 100:
+        errors["name"] = "名称を100文字以内で入力してください。"
+    elif db.session.scalar(select(Municipality.id).where(Municipality.name == name)):
+        errors["name"] = f"「{name}」はすでに登録されています。"
+    if errors:
+        raise ValidationFailed(errors)
+    municipality = Municipality(code=code, name=name, kind=kind or name[-1], prefecture=prefecture,
+                                is_observer=observer)
+    db.session.add(municipality)
+    db.session.flush()
+    audit.record(actor, "municipality.add", municipality,
+                 f"{name}（{code}、{prefecture}）{'オブザーバー' if observer else ''}")
+    return municipality
+
+
 def _pair(a: Municipality, b: Municipality) -> tuple[int, int]:
     if a.id == b.id:
         raise ValidationFailed({"municipality": "同じ市町どうしは近隣に設定できません。"})
     return (a.id, b.id) if a.id < b.id else (b.id, a.id)
 
 
-def link(a: Municipality, b: Municipality) -> NeighbourLink:
+def link(a: Municipality, b: Municipality, actor=None) -> NeighbourLink:
     low, high = _pair(a, b)
     existing = db.session.scalar(select(NeighbourLink).where(NeighbourLink.low_id == low, NeighbourLink.high_id == high))
     if existing is not None:
@@ -34,15 +58,17 @@ def link(a: Municipality, b: Municipality) -> NeighbourLink:
     row = NeighbourLink(low_id=low, high_id=high)
     db.session.add(row)
     db.session.flush()
+    audit.record(actor, "neighbour.link", None, f"{a.name}（{a.code}）⇔ {b.name}（{b.code}）")
     return row
 
 
-def unlink(a: Municipality, b: Municipality) -> None:
+def unlink(a: Municipality, b: Municipality, actor=None) -> None:
     low, high = _pair(a, b)
     result = db.session.execute(delete(NeighbourLink).where(NeighbourLink.low_id == low, NeighbourLink.high_id == high))
     if result.rowcount == 0:
         raise Conflict(f"{a.name}と{b.name}は近隣に設定されていません。")
     db.session.flush()
+    audit.record(actor, "neighbour.unlink", None, f"{a.name}（{a.code}）⇔ {b.name}（{b.code}）")
 
 
 def neighbour_ids(municipality_id: int) -> set[int]:

@@ -8,12 +8,13 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Category
+from app.services import audit
 from app.services.errors import ValidationFailed
 
 SLUG = re.compile(r"^[a-z][a-z0-9-]{1,49}$")
 
 
-def add_category(slug: str, name: str) -> Category:
+def add_category(slug: str, name: str, actor=None) -> Category:
     slug = (slug or "").strip().lower()
     name = unicodedata.normalize("NFKC", name or "").strip()
     errors: dict[str, str] = {}
@@ -31,4 +32,5 @@ def add_category(slug: str, name: str) -> Category:
     category = Category(slug=slug, name=name, sort_order=last + 10)
     db.session.add(category)
     db.session.flush()
+    audit.record(actor, "category.add", category, f"{name}（{slug}）")
     return category

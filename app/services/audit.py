@@ -1,0 +1,40 @@
+"""The audit log: one call records who did what to which object."""
+from __future__ import annotations
+
+from app.extensions import db
+from app.models import AuditEvent, User
+
+CLI_ACTOR = "CLI（サーバー管理者）"
+
+ACTION_LABELS = {
+    "user.create": "アカウント作成",
+    "user.disable": "アカウント無効化",
+    "user.password": "パスワード変更",
+    "token.create": "APIトークン発行",
+    "token.revoke": "APIトークン失効",
+    "neighbour.link": "近隣の設定",
+    "neighbour.unlink": "近隣の解除",
+    "municipality.add": "市町の追加",
+    "category.add": "分類の追加",
+    "case.publish": "事例の公開",
+    "case.import": "事例の取り込み",
+    "case.export": "事例の書き出し",
+}
+
+
+def record(actor: User | None, action: str, target=None, summary: str = "") -> AuditEvent:
+    """Add an audit event to the current transaction (it commits with the change it describes)."""
+    target_type, target_id = "", ""
+    if target is not None:
+        target_type = type(target).__name__.lower()
+        target_id = str(getattr(target, "id", "") or "")
+    event = AuditEvent(
+        actor_id=actor.id if actor is not None else None,
+        actor_name=(actor.username if actor is not None else CLI_ACTOR),
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        summary=summary,
+    )
+    db.session.add(event)
+    return event
