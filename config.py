@@ -27,6 +27,7 @@ class Config:
     SESSION_COOKIE_SECURE = False
     REMEMBER_COOKIE_HTTPONLY = True
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    SESSION_IDLE_MINUTES = 60  # no request for this long: logged out
     PASSWORD_MIN_LENGTH = 10
     LOGIN_FREE_FAILURES = 5
     LOGIN_WINDOW_MINUTES = 15

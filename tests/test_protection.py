@@ -138,3 +138,20 @@ def test_cli_adds_an_observer_municipality_with_a_valid_code(runner):
     duplicate = runner.invoke(args=["municipalities", "add", "342025", "呉市"])
     assert duplicate.exit_code != 0
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "municipality.add")) is not None
+
+
+def test_an_idle_session_is_logged_out(app, client, make_user, login):
+    login(make_user("municipal", "呉市"))
+    assert client.get("/questions").status_code == 200
+    with client.session_transaction() as session:
+        session["last_seen"] -= app.config["SESSION_IDLE_MINUTES"] * 60 + 5
+    response = client.get("/questions")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.get("/questions").status_code == 302
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(client, make_user):
+    make_user("municipal", "呉市", username="cookie-user")
+    response = client.post("/login", data={"username": "cookie-user", "password": PASSWORD})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie

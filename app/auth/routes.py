@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
@@ -13,6 +14,24 @@ from app.models import User
 from app.services import accounts, throttle
 from app.services.errors import ValidationFailed
 from app.web import apply_service_error
+
+
+@bp.before_app_request
+def end_idle_sessions():
+    """A session unused for SESSION_IDLE_MINUTES is logged out (API requests carry no session)."""
+    if request.path.startswith("/api/") or request.endpoint == "static":
+        return None
+    now = int(time.time())
+    last_seen = session.get("last_seen")
+    idle = current_app.config["SESSION_IDLE_MINUTES"] * 60
+    if current_user.is_authenticated and last_seen and now - last_seen > idle:
+        logout_user()
+        session.clear()
+        flash("しばらく操作がなかったため、ログアウトしました。もう一度ログインしてください。", "warning")
+        return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
+    if current_user.is_authenticated:
+        session["last_seen"] = now
+    return None
 
 
 @login_manager.user_loader
