@@ -133,3 +133,45 @@ def test_no_template_has_inline_script_or_style():
     for path in Path(__file__).resolve().parent.parent.joinpath("app").rglob("*.html"):
         text = path.read_text(encoding="utf-8")
         assert "<script>" not in text and " style=" not in text and " onclick=" not in text, path
+
+
+def test_admin_creates_moves_resets_and_disables_accounts_with_access_following_at_once(client, make_user, login, token_for):
+    from app.models import AuditEvent, User
+
+    admin = make_user("admin", username="root-admin")
+    login(admin)
+    kure = municipality("呉市")
+    response = client.post("/admin/users", data={
+        "username": "kure-new", "display_name": "呉市 新任", "role": "municipal",
+        "municipality": str(kure.id), "password": "long-enough-secret"})
+    assert response.status_code == 302
+    user = db.session.scalar(select(User).where(User.username == "kure-new"))
+    assert user.municipality.name == "呉市"
+    headers = token_for(user)
+    created = client.post("/api/v1/questions", headers=headers, json={"title": "t", "body": "b", "category": "network"})
+    qid = created.get_json()["id"]
+
+    # April rotation: moved to 福山市, the 呉市 thread is out of reach at once.
+    response = client.post(f"/admin/users/{user.id}", data={
+        "assign-role": "municipal", "assign-municipality": str(municipality("福山市").id), "assign-submit": "1"})
+    assert response.status_code == 302
+    assert client.get(f"/api/v1/questions/{qid}", headers=headers).status_code == 404
+
+    response = client.post(f"/admin/users/{user.id}", data={"password-password": "short", "password-submit": "1"})
+    assert "10文字以上" in response.get_data(as_text=True)
+    client.post(f"/admin/users/{user.id}", data={"password-password": "another-long-secret", "password-submit": "1"})
+    client.post(f"/admin/users/{user.id}/toggle")
+    db.session.refresh(user)
+    assert not user.is_enabled
+    assert client.get("/api/v1/questions", headers=headers).status_code == 401
+    actions = [e.action for e in db.session.scalars(select(AuditEvent).where(AuditEvent.target_id == str(user.id)))]
+    assert {"user.create", "user.assign", "user.reset_password", "user.disable"} <= set(actions)
+
+
+def test_admin_cannot_make_an_observer_staffer_a_municipal_user(client, make_user, login):
+    login(make_user("admin"))
+    page = client.post("/admin/users", data={
+        "username": "kasaoka-x", "role": "municipal", "municipality": str(municipality("笠岡市").id),
+        "password": "long-enough-secret"}).get_data(as_text=True)
+    assert "オブザーバー団体の職員は閲覧者" in page
+    assert 'value="kasaoka-x"' in page

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField
+from wtforms import PasswordField, SelectField, StringField, SubmitField
 
 
 class NeighbourForm(FlaskForm):
@@ -16,3 +16,27 @@ class CategoryForm(FlaskForm):
     slug = StringField("識別子（英字、API で使用）")
     name = StringField("名称")
     submit = SubmitField("分類を追加")
+
+
+class UserForm(FlaskForm):
+    username = StringField("ユーザー名")
+    display_name = StringField("表示名（例: 呉市 情報政策課（田中））")
+    role = SelectField("役割", validate_choice=False)
+    municipality = SelectField("所属する市町", validate_choice=False)
+    password = PasswordField("初期パスワード")
+    submit = SubmitField("アカウントを作成")
+
+
+class AssignForm(FlaskForm):
+    role = SelectField("役割", validate_choice=False)
+    municipality = SelectField("所属する市町", validate_choice=False)
+    submit = SubmitField("変更する")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("新しいパスワード")
+    submit = SubmitField("パスワードを再設定")
+
+
+class ToggleForm(FlaskForm):
+    submit = SubmitField("変更")

@@ -7,9 +7,10 @@ from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.admin import bp
-from app.admin.forms import CategoryForm, NeighbourForm, UnlinkForm
+from app.admin.forms import AssignForm, CategoryForm, NeighbourForm, ResetPasswordForm, ToggleForm, UnlinkForm, UserForm
 from app.extensions import db
-from app.models import AuditEvent, Category, Municipality
+from app.models import AuditEvent, Category, Municipality, Role, User
+from app.services import accounts
 from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
 from app.services.errors import ServiceError
@@ -120,3 +121,98 @@ def audit_log():
         query = query.where(AuditEvent.action == action)
     page = db.paginate(query, page=int_arg("page", 1), per_page=50, error_out=False)
     return render_template("admin/audit.html", page=page, action=action, labels=ACTION_LABELS)
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+def _role_choices():
+    return [SelectChoice(r.value, f"{r.label}（{r.value}）") for r in Role]
+
+
+def _municipality_choices():
+    return [SelectChoice("", "なし（県・管理者）")] + [
+        SelectChoice(str(m.id), f"{m.name}{'（オブザーバー）' if m.is_observer else ''}") for m in _municipalities()
+    ]
+
+
+def _user_or_404(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        abort(404)
+    return user
+
+
+@bp.route("/users", methods=["GET", "POST"])
+@role_required(policy.can_administer)
+def users():
+    form = UserForm()
+    form.role.choices, form.municipality.choices = _role_choices(), _municipality_choices()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_user(form.username.data, form.password.data or "", form.role.data,
+                                        _get_municipality(form.municipality.data),
+                                        display_name=(form.display_name.data or "").strip(), actor=current_user)
+        except ServiceError as error:
+            db.session.rollback()
+            apply_service_error(form, error)
+        else:
+            db.session.commit()
+            flash(f"アカウント {user.username} を作成しました。", "success")
+            return redirect(url_for("admin.users"))
+    listing = db.session.scalars(select(User).order_by(User.is_enabled.desc(), User.username)).all()
+    return render_template("admin/users.html", form=form, users=listing)
+
+
+@bp.route("/users/<int:user_id>", methods=["GET", "POST"])
+@role_required(policy.can_administer)
+def user_detail(user_id: int):
+    user = _user_or_404(user_id)
+    assign_form = AssignForm(prefix="assign")
+    assign_form.role.choices, assign_form.municipality.choices = _role_choices(), _municipality_choices()
+    password_form = ResetPasswordForm(prefix="password")
+    if request.method == "GET":
+        assign_form.role.data = user.role
+        assign_form.municipality.data = str(user.municipality_id or "")
+    elif assign_form.submit.data and assign_form.validate_on_submit():
+        try:
+            accounts.assign(user, assign_form.role.data, _get_municipality(assign_form.municipality.data),
+                            actor=current_user)
+        except ServiceError as error:
+            db.session.rollback()
+            apply_service_error(assign_form, error)
+        else:
+            db.session.commit()
+            flash("役割・所属を変更しました。権限はすぐに切り替わります。", "success")
+            return redirect(url_for("admin.user_detail", user_id=user.id))
+    elif password_form.submit.data and password_form.validate_on_submit():
+        try:
+            accounts.reset_password(user, password_form.password.data or "", actor=current_user)
+        except ServiceError as error:
+            db.session.rollback()
+            apply_service_error(password_form, error)
+        else:
+            db.session.commit()
+            flash("パスワードを再設定しました。本人にお伝えください。", "success")
+            return redirect(url_for("admin.user_detail", user_id=user.id))
+    return render_template("admin/user.html", user=user, assign_form=assign_form, password_form=password_form,
+                           toggle_form=ToggleForm(formdata=None))
+
+
+@bp.post("/users/<int:user_id>/toggle")
+@role_required(policy.can_administer)
+def toggle_user(user_id: int):
+    user = _user_or_404(user_id)
+    if not ToggleForm().validate_on_submit():
+        abort(400)
+    if user.id == current_user.id:
+        flash("自分のアカウントは無効にできません。", "error")
+        return redirect(url_for("admin.user_detail", user_id=user.id))
+    if user.is_enabled:
+        accounts.disable_user(user, actor=current_user)
+        message = f"{user.username} を無効にしました（ログインと API トークンは使えなくなります）。"
+    else:
+        accounts.enable_user(user, actor=current_user)
+        message = f"{user.username} を有効にしました。"
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))

@@ -155,6 +155,45 @@ def change_password(user: User, current: str, new: str, confirm: str) -> None:
     audit.record(user, "user.password", user, user.username)
 
 
+def assign(user: User, role: str, municipality: Municipality | None, actor: User | None = None) -> None:
+    """Change a user's role and municipality (the April staff rotation); access follows at once,
+    because every request reads the user's role and municipality afresh."""
+    errors: dict[str, str] = {}
+    try:
+        role_enum = Role(role)
+    except ValueError:
+        raise ValidationFailed({"role": "役割は municipal・helpdesk・viewer・admin のいずれかです。"}) from None
+    if role_enum in ROLES_WITH_MUNICIPALITY and municipality is None:
+        errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
+    if role_enum is Role.MUNICIPAL and municipality is not None and municipality.is_observer:
+        errors["municipality"] = "オブザーバー団体の職員は閲覧者（viewer）にしてください。"
+    if errors:
+        raise ValidationFailed(errors)
+    before = f"{user.role}/{user.municipality.name if user.municipality else '-'}"
+    user.role = role_enum.value
+    user.municipality = municipality if role_enum in ROLES_WITH_MUNICIPALITY else None
+    db.session.flush()
+    after = f"{user.role}/{user.municipality.name if user.municipality else '-'}"
+    if before != after:
+        audit.record(actor, "user.assign", user, f"{user.username}: {before} → {after}")
+
+
+def reset_password(user: User, new: str, actor: User | None = None) -> None:
+    problem = password_problem(new, user.username)
+    if problem:
+        raise ValidationFailed({"password": problem})
+    user.password_hash = hash_password(new)
+    user.session_token = new_session_token()
+    db.session.flush()
+    audit.record(actor, "user.reset_password", user, user.username)
+
+
+def enable_user(user: User, actor: User | None = None) -> None:
+    user.is_enabled = True
+    db.session.flush()
+    audit.record(actor, "user.enable", user, user.username)
+
+
 def disable_user(user: User, actor: User | None = None) -> None:
     user.is_enabled = False
     user.session_token = new_session_token()
