@@ -21,6 +21,7 @@ db: install
 	$(BIN)/flask --app app db upgrade
 
 demo: db
+	$(BIN)/flask --app app search reindex --if-outdated
 	$(BIN)/flask --app app content load --demo
 	$(BIN)/flask --app app search sync
 

@@ -238,10 +238,15 @@ def cases_export(path, state):
 
 @search.command("reindex")
 @click.option("--procs", default=min(2, os.cpu_count() or 1), show_default=True, help="索引作成のプロセス数")
-def search_reindex(procs):
+@click.option("--if-outdated", is_flag=True, help="索引の形式が古いとき（または索引がないとき）だけ作り直す")
+def search_reindex(procs, if_outdated):
     """データベースから索引を新しい世代に作り直し、完成したら切り替える。"""
-    from app.search.sync import reindex
+    from app.search.sync import current_index, reindex
 
+    index = current_index()
+    if if_outdated and index.current_generation() and not index.schema_outdated():
+        click.echo("索引は最新の形式です。")
+        return
     report = reindex(procs=procs)
     click.echo(f"{report.documents} 件を索引しました（{report.seconds:.1f} 秒、途中の変更 {report.replayed} 件を反映、世代 {report.generation}）。")
 

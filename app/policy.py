@@ -194,6 +194,33 @@ def can_publish_case(user: User | None, case: Case) -> bool:
     return is_helpdesk(user) and case.state == CaseState.DRAFT.value
 
 
+def can_change_visibility(user: User | None, case: Case) -> bool:
+    """The help desk sets how far a published case is shared (within the owner's consent)."""
+    return is_helpdesk(user) and case.state == CaseState.PUBLISHED.value
+
+
+def can_change_consent(user: User | None, case: Case) -> bool:
+    """The owning municipality's staff decide how far its case may be shared (drafts too)."""
+    return case.state != CaseState.ARCHIVED.value and _staff_of(user, case.municipality_id)
+
+
+def can_archive_case(user: User | None, case: Case) -> bool:
+    return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value
+
+
+def can_mark_helpful(user: User | None, case: Case) -> bool:
+    return case.state == CaseState.PUBLISHED.value and can_view_case(user, case)
+
+
+def can_see_owner(user: User | None, case: Case) -> bool:
+    """An anonymous case's municipality is shown only to itself, the help desk and admins."""
+    return not case.anonymous or sees_everything(user) or _member_of(user, case.municipality_id)
+
+
+def can_export_cases(user: User | None) -> bool:
+    return sees_everything(user)
+
+
 # --- administration ---------------------------------------------------------------------------
 
 def can_administer(user: User | None) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import policy
 from app.extensions import db
-from app.models import Case, CaseState, QuestionStatus, Role, SharingConsent, as_utc
+from app.models import Case, CaseState, Visibility, QuestionStatus, Role, SharingConsent, as_utc
 from app.rendering import render_markdown
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -46,6 +46,13 @@ def person_label(user) -> str:
     return label
 
 
+def owner_label(case) -> str:
+    """The owning municipality as the current user may see it."""
+    if not policy.can_see_owner(current_user, case):
+        return "市町名非公開"
+    return case.municipality.name if case.municipality else "県ヘルプデスク"
+
+
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["section_markdown"] = lambda text: render_markdown(text, heading_offset=2)
@@ -60,4 +67,6 @@ def register_template_helpers(app: Flask) -> None:
         page_url=page_url,
         question_case=question_case,
         person_label=person_label,
+        owner_label=owner_label,
+        Visibility=Visibility,
     )

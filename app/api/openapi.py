@@ -14,6 +14,9 @@ _ERROR = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "findings": {"type": "array", "items": {"type": "object", "properties": {
+                    "field": {"type": "string"}, "kind": {"type": "string"}, "label": {"type": "string"},
+                    "text": {"type": "string"}, "position": {"type": "integer"}}}},
             },
         }
     },
@@ -93,6 +96,7 @@ _SEARCH_HIT = {
         "tags": _TAGS,
         "municipality": {"$ref": "#/components/schemas/Municipality"},
         "visibility": {"type": "string", "enum": ["private", "neighbours", "all"]},
+        "anonymous": {"type": "boolean"},
         "published_at": {"type": "string", "format": "date-time", "nullable": True},
         "updated_at": {"type": "string", "format": "date-time"},
     },
@@ -109,6 +113,9 @@ _CASE = {
         "title_html": {"type": "string"},
         "state": {"type": "string", "enum": ["draft", "published", "archived"]},
         "visibility": {"type": "string", "enum": ["private", "neighbours", "all"]},
+        "anonymous": {"type": "boolean"},
+        "sharing_consent": {"type": "string", "enum": ["private", "neighbours", "all"]},
+        "helpful_count": {"type": "integer"},
         "category": {"type": "string"},
         "category_name": {"type": "string"},
         "tags": _TAGS,
@@ -315,13 +322,51 @@ _DOCUMENT = {
         },
         "/cases/{case_id}/publish": {
             "post": {
-                "summary": "Publish a draft case (help desk)",
+                "summary": "Publish a draft case (help desk). Beyond `private`: 409 `consent_required` when wider "
+                           "than the owner's consent, 409 `sensitive_data` with `findings` that are neither masked "
+                           "(PATCH the fields) nor listed in `keep`",
                 "parameters": [_ID("case_id")],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object"}}}},
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {
+                        "visibility": _CONSENT,
+                        "anonymous": {"type": "boolean", "default": False},
+                        "keep": {"type": "array", "items": {"type": "object", "required": ["text", "reason"],
+                                                            "properties": {"text": {"type": "string"},
+                                                                           "reason": {"type": "string"}}}},
+                    },
+                }}}},
                 "responses": {
                     "200": _json("#/components/schemas/Case", "the published case"),
                     **_error_responses(400, 401, 403, 404, 409, 415, 422),
                 },
+            }
+        },
+        "/cases/{case_id}/consent": {
+            "post": {
+                "summary": "Change the owner's consent to sharing (staff of the owning municipality, drafts too); "
+                           "narrowing narrows a published case at once",
+                "parameters": [_ID("case_id")],
+                "requestBody": _body({"visibility": _CONSENT}, ["visibility"]),
+                "responses": {"200": _json("#/components/schemas/Case", "the case"),
+                              **_error_responses(400, 401, 403, 404, 415, 422)},
+            }
+        },
+        "/cases/{case_id}/helpful": {
+            "post": {
+                "summary": "Mark a case as helpful (参考になった), once per reader",
+                "parameters": [_ID("case_id")],
+                "responses": {"200": {"description": "the count", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"id": {"type": "integer"}, "helpful_count": {"type": "integer"}}}}}},
+                              **_error_responses(401, 403, 404)},
+            }
+        },
+        "/cases/{case_id}/archive": {
+            "post": {
+                "summary": "Archive a case (help desk): removed from every reader but the help desk, and from search",
+                "parameters": [_ID("case_id")],
+                "responses": {"200": _json("#/components/schemas/Case", "the archived case"),
+                              **_error_responses(401, 403, 404, 409)},
             }
         },
     },

@@ -19,7 +19,7 @@ from app.search.params import search_params_from
 from app.search.service import search_cases
 from app.services import cases as case_service
 from app.services import questions as question_service
-from app.services.errors import ServiceError
+from app.services.errors import SensitiveDataFound, ServiceError
 
 MAX_PER_PAGE = 100
 
@@ -34,6 +34,10 @@ def handle_api_error(error: ApiError):
 def handle_service_error(error: ServiceError):
     db.session.rollback()
     extra = {"fields": error.errors} if error.errors else {}
+    if isinstance(error, SensitiveDataFound):
+        extra["findings"] = [
+            {k: f[k] for k in ("field", "kind", "label", "text", "position")} for f in error.findings
+        ]
     return json_error(error.status, error.code, error.message, **extra)
 
 
@@ -153,7 +157,7 @@ def resolve_question(question_id: int):
     question = visible_question(question_id)
     case = question_service.resolve_question(api_user(), question, json_body().get("answer_id"))
     db.session.commit()
-    return case_json(case), 201
+    return case_json(case, api_user()), 201
 
 
 @bp.get("/cases")
@@ -170,7 +174,7 @@ def search_cases_api():
         "page": result.page,
         "per_page": result.per_page,
         "results": [
-            {**case_summary_json(hit.case), "snippet": str(hit.snippet), "score": round(hit.score, 4)}
+            {**case_summary_json(hit.case, api_user()), "snippet": str(hit.snippet), "score": round(hit.score, 4)}
             for hit in result.hits
         ],
         "facets": {
@@ -183,7 +187,7 @@ def search_cases_api():
 @bp.get("/cases/<int:case_id>")
 @token_required
 def get_case(case_id: int):
-    return case_json(visible_case(case_id))
+    return case_json(visible_case(case_id), api_user())
 
 
 @bp.patch("/cases/<int:case_id>")
@@ -200,14 +204,46 @@ def update_case(case_id: int):
                        fields={k: "変更できない項目です。" for k in unknown})
     case_service.update_case(api_user(), case, data)
     db.session.commit()
-    return case_json(case)
+    return case_json(case, api_user())
 
 
 @bp.post("/cases/<int:case_id>/publish")
 @token_required
 def publish_case(case_id: int):
+    """Publish a draft with a visibility (default private) and anonymity; 409 consent_required
+    beyond the owner's consent, 409 sensitive_data with the findings that are neither masked
+    nor listed in ``keep``."""
     case = visible_case(case_id)
-    json_body()
-    case_service.publish_case(api_user(), case)
+    data = json_body()
+    case_service.publish_case(api_user(), case, data.get("visibility"), data.get("anonymous", False),
+                              data.get("keep"))
     db.session.commit()
-    return case_json(case)
+    return case_json(case, api_user())
+
+
+@bp.post("/cases/<int:case_id>/consent")
+@token_required
+def change_consent(case_id: int):
+    case = visible_case(case_id)
+    data = json_body()
+    case_service.change_consent(api_user(), case, data.get("visibility"))
+    db.session.commit()
+    return case_json(case, api_user())
+
+
+@bp.post("/cases/<int:case_id>/helpful")
+@token_required
+def mark_helpful(case_id: int):
+    case = visible_case(case_id)
+    count = case_service.mark_helpful(api_user(), case)
+    db.session.commit()
+    return {"id": case.id, "helpful_count": count}
+
+
+@bp.post("/cases/<int:case_id>/archive")
+@token_required
+def archive_case(case_id: int):
+    case = visible_case(case_id)
+    case_service.archive_case(api_user(), case)
+    db.session.commit()
+    return case_json(case, api_user())

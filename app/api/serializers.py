@@ -6,6 +6,7 @@ from datetime import datetime
 from markupsafe import escape
 from sqlalchemy import select
 
+from app import policy
 from app.extensions import db
 from app.models import CASE_TEXT_FIELDS, Answer, Case, Comment, Municipality, Question, User, as_utc
 from app.rendering import render_markdown
@@ -74,31 +75,42 @@ def question_json(q: Question) -> dict:
     return data
 
 
-def case_summary_json(case: Case) -> dict:
+def case_owner_json(case: Case, user: User | None) -> dict | None:
+    """The owning municipality, or null for readers an anonymous case hides it from."""
+    return municipality_json(case.municipality) if policy.can_see_owner(user, case) else None
+
+
+def case_summary_json(case: Case, user: User | None) -> dict:
     return {
         "id": case.id,
         "title": case.title,
         "category": case.category.slug,
         "tags": [t.name for t in case.tags],
-        "municipality": municipality_json(case.municipality),
+        "municipality": case_owner_json(case, user),
         "visibility": case.visibility,
+        "anonymous": case.anonymous,
         "published_at": iso(case.published_at),
         "updated_at": iso(case.updated_at),
     }
 
 
-def case_json(case: Case) -> dict:
+def case_json(case: Case, user: User | None) -> dict:
+    from app.services.cases import helpful_count
+
     data = {
         "id": case.id,
         "title": case.title,
         "title_html": str(escape(case.title)),
         "state": case.state,
         "visibility": case.visibility,
+        "anonymous": case.anonymous,
+        "sharing_consent": case.sharing_consent,
+        "helpful_count": helpful_count(case),
         "category": case.category.slug,
         "category_name": case.category.name,
         "tags": [t.name for t in case.tags],
-        "municipality": municipality_json(case.municipality),
-        "question_id": case.question_id,
+        "municipality": case_owner_json(case, user),
+        "question_id": case.question_id if case.question and policy.can_view_question(user, case.question) else None,
         "created_at": iso(case.created_at),
         "updated_at": iso(case.updated_at),
         "published_at": iso(case.published_at),

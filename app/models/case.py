@@ -3,7 +3,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String, Text
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -72,6 +72,10 @@ class Case(db.Model):
     visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PRIVATE.value, server_default="private")
     # The owning municipality's consent to sharing (from the question, or vouched for at import).
     sharing_consent: Mapped[str] = mapped_column(String(20), default="private", server_default="private")
+    consent_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    consent_changed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Hide the owning municipality's name from everyone outside it and the help desk.
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     updated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -84,7 +88,41 @@ class Case(db.Model):
     tags: Mapped[list[Tag]] = relationship(secondary=case_tags, order_by="Tag.name")
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
+    consent_changed_by: Mapped[User | None] = relationship(foreign_keys=[consent_changed_by_id])
+    helpful_marks: Mapped[list[CaseHelpful]] = relationship(back_populates="case", cascade="all, delete-orphan")
+
+    @property
+    def visibility_enum(self) -> Visibility:
+        return Visibility(self.visibility)
+
+    @property
+    def consent_enum(self) -> Visibility:
+        return Visibility(self.sharing_consent)
 
     @property
     def state_enum(self) -> CaseState:
         return CaseState(self.state)
+
+
+class CaseHelpful(db.Model):
+    """A reader's 「参考になった」 on a case (once per user)."""
+
+    __tablename__ = "case_helpful"
+    __table_args__ = (UniqueConstraint("case_id", "user_id", name="uq_case_helpful_case_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="helpful_marks")
+
+
+class SensitiveName(db.Model):
+    """A personal name the help desk lists, flagged by the check before a case is shared."""
+
+    __tablename__ = "sensitive_names"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -49,7 +49,8 @@ def build_schema() -> Schema:
         ngram=TEXT(analyzer=BigramTokenizer(), phrase=False),
         tag=KEYWORD(commas=True),
         category=ID(),
-        municipality=ID(),
+        municipality=ID(),   # the owner, for the permission filter only
+        owner=ID(),          # the owner as readers may see it: "anon" for an anonymous case
         visibility=ID(),
         published=NUMERIC(int, bits=64, signed=False, sortable=True),
         signature=STORED(),
@@ -310,6 +311,15 @@ class SearchIndex:
             path = self.new_generation_dir()
             self.switch_to(path)
             return path.name
+
+    def schema_outdated(self) -> bool:
+        """Whether the current generation was built with other fields than this code writes
+        (after an upgrade that changed the schema: run ``flask search reindex``)."""
+        generation = self.current_generation()
+        if not generation or not (self.root / generation).is_dir():
+            return False
+        index = whoosh_index.open_dir(str(self.root / generation))
+        return sorted(index.schema.names()) != sorted(build_schema().names())
 
     def prune_generations(self, keep: int = 2) -> None:
         """Remove old generations, keeping the current one and ``keep - 1`` before it."""

@@ -25,7 +25,7 @@ from app.models import Case, Category, Municipality, SearchMiss, SearchSynonym, 
 from app.search import querying
 from app.search.analysis import normalise, tag_key
 from app.search.snippets import make_snippet
-from app.search.sync import PREFECTURE, apply_pending, current_index, pending_exists, plain_text
+from app.search.sync import ANONYMOUS, PREFECTURE, apply_pending, current_index, pending_exists, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -129,15 +129,17 @@ def _day_start(day: date) -> int:
     return int(datetime.combine(day, time.min, JST).timestamp())
 
 
-def _filter_masks(cache, params: SearchParams) -> dict[str, np.ndarray]:
-    """The user's filters as masks, by facet name (so a facet can be counted without its own)."""
+def _filter_masks(cache, params: SearchParams, owner_field: str) -> dict[str, np.ndarray]:
+    """The user's filters as masks, by facet name (so a facet can be counted without its own).
+    The municipality filter uses ``owner_field``: an anonymous case never answers to its
+    municipality's name for readers who may not know it."""
     masks: dict[str, np.ndarray] = {}
     if params.category:
         masks["category"] = cache.mask("category", params.category)
     if params.tag:
         masks["tag"] = cache.mask("tag", tag_key(params.tag))
     if params.municipality:
-        masks["municipality"] = cache.mask("municipality", str(params.municipality))
+        masks["municipality"] = cache.mask(owner_field, str(params.municipality))
     if params.date_from or params.date_to:
         published = cache.published()
         mask = np.ones(cache.size, dtype=bool)
@@ -180,7 +182,8 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
         candidates &= allowed
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
-    filters = _filter_masks(cache, params)
+    owner_field = "municipality" if scope.everything else "owner"
+    filters = _filter_masks(cache, params, owner_field)
     unfiltered = candidates
     for mask in filters.values():
         candidates = candidates & mask
@@ -193,7 +196,7 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
         for other, mask in filters.items():
             if other != name:
                 base = base & mask
-        facets[name] = _facet(cache, name, base)
+        facets[name] = _facet(cache, owner_field if name == "municipality" else name, base)
     offset = (page - 1) * per_page
     wanted = offset + per_page
     if not total:
@@ -263,14 +266,16 @@ def _label_facets(facets) -> dict[str, list[tuple[str, str, int]]]:
     """Facet entries as (value for the filter, label, count): categories by slug, municipalities
     by their official code (``pref`` for the prefecture), ties in code order."""
     category_names = dict(db.session.execute(select(Category.slug, Category.name)).all())
-    wanted = [int(k) for k in facets["municipality"] if k and k != PREFECTURE]
+    wanted = [int(k) for k in facets["municipality"] if k and k not in (PREFECTURE, ANONYMOUS)]
     municipalities = {
         m.id: m for m in db.session.scalars(select(Municipality).where(Municipality.id.in_(wanted)))
     } if wanted else {}
     entries = []
     for key, count in facets["municipality"].items():
         if key == PREFECTURE:
-            entries.append(("pref", "県ヘルプデスク", count, "999999"))
+            entries.append(("pref", "県ヘルプデスク", count, "999998"))
+        elif key == ANONYMOUS:
+            entries.append(("", "市町名非公開", count, "999999"))
         elif key and int(key) in municipalities:
             m = municipalities[int(key)]
             entries.append((m.code, m.name, count, m.code))

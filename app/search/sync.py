@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 BATCH = 500
 RETENTION = timedelta(days=2)
 PREFECTURE = "pref"
+ANONYMOUS = "anon"
 
 
 def current_index() -> SearchIndex:
@@ -81,7 +82,7 @@ def is_searchable(case: Case | None) -> bool:
 def signature(case: Case) -> str:
     """What the index must agree with the database on; compared by ``search check``."""
     stamp = as_utc(case.updated_at).isoformat() if case.updated_at else ""
-    return f"{stamp}|{case.visibility}|{case.municipality_id or PREFECTURE}|{case.category.slug}"
+    return f"{stamp}|{case.visibility}|{case.anonymous}|{case.municipality_id or PREFECTURE}|{case.category.slug}"
 
 
 def published_key(case: Case) -> int:
@@ -103,6 +104,7 @@ def case_document(case: Case) -> dict:
         "tag": ",".join(tag_key(t) for t in tags),
         "category": case.category.slug,
         "municipality": str(case.municipality_id) if case.municipality_id else PREFECTURE,
+        "owner": ANONYMOUS if case.anonymous else (str(case.municipality_id) if case.municipality_id else PREFECTURE),
         "visibility": case.visibility,
         "published": published_key(case),
         "signature": signature(case),
@@ -140,6 +142,8 @@ def apply_pending(index: SearchIndex | None = None) -> int:
     index = index or current_index()
     if not pending_exists():
         return 0
+    if index.schema_outdated():
+        raise RuntimeError("the search index was built by an older version: run `flask search reindex`")
     written = 0
     with index.lock():
         while True:

@@ -20,6 +20,9 @@ ACTION_LABELS = {
     "municipality.add": "市町の追加",
     "category.add": "分類の追加",
     "case.publish": "事例の公開",
+    "case.visibility": "公開範囲の変更",
+    "case.consent": "共有への同意の変更",
+    "case.archive": "事例のアーカイブ",
     "case.import": "事例の取り込み",
     "case.export": "事例の書き出し",
 }

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from app import policy
 from app.extensions import db
-from app.models import Answer, Case, CaseState, Question, User, as_utc, utcnow
+from sqlalchemy import func, select
+
+from app.models import Answer, Case, CaseHelpful, CaseState, Question, SensitiveName, User, Visibility, as_utc, utcnow
 from app.search.sync import queue_case
 from app.services import audit
-from app.services.errors import Conflict, Forbidden, ValidationFailed
+from app.services.errors import Conflict, ConsentRequired, Forbidden, SensitiveDataFound, ValidationFailed
+from app.services.sensitive import find_sensitive
 from app.services.validation import clean_body, clean_category, clean_title, parse_tag_names, tags_for
 
 EDITABLE_TEXT = {"issue": "症状・質問", "environment": "環境", "cause": "原因", "resolution": "対応"}
@@ -75,7 +78,77 @@ def update_case(user: User, case: Case, data: dict) -> Case:
     return case
 
 
-def publish_case(user: User, case: Case) -> Case:
+# --- sharing ----------------------------------------------------------------------------------
+
+SHARED_FIELDS = ("title", "issue", "environment", "cause", "resolution")
+
+
+def personal_names() -> list[str]:
+    return list(db.session.scalars(select(SensitiveName.name).order_by(SensitiveName.name)))
+
+
+def sensitive_findings(case: Case) -> list[dict]:
+    """Every sensitive detail in the case's fields, as {field, kind, label, text, position}."""
+    names = personal_names()
+    findings = []
+    for field in SHARED_FIELDS:
+        for finding in find_sensitive(getattr(case, field) or "", names):
+            findings.append({"field": field, "kind": finding.kind, "label": finding.label,
+                             "text": finding.text, "position": finding.start, "end": finding.end})
+    return findings
+
+
+def _clean_visibility(value, field: str = "visibility") -> str:
+    if value in (None, ""):
+        return Visibility.PRIVATE.value
+    if value not in {v.value for v in Visibility}:
+        raise ValidationFailed({field: "公開範囲は private・neighbours・all のいずれかです。"})
+    return value
+
+
+def _clean_keep(keep) -> dict[str, str]:
+    """{"text": reason} for the findings the help desk keeps on purpose (a reason is required)."""
+    if keep in (None, ""):
+        return {}
+    if not isinstance(keep, list) or not all(isinstance(k, dict) for k in keep):
+        raise ValidationFailed({"keep": "keep は {text, reason} のリストで指定してください。"})
+    kept = {}
+    for item in keep:
+        text, reason = item.get("text"), item.get("reason")
+        if not isinstance(text, str) or not text or not isinstance(reason, str) or not reason.strip():
+            raise ValidationFailed({"keep": "残す項目には、その文字列と理由の両方が必要です。"})
+        kept[text] = reason.strip()
+    return kept
+
+
+def _apply_sharing(user: User, case: Case, visibility: str, anonymous, keep) -> tuple[str, dict[str, str]]:
+    visibility = _clean_visibility(visibility)
+    if not isinstance(anonymous, bool):
+        raise ValidationFailed({"anonymous": "anonymous は true か false です。"})
+    kept = _clean_keep(keep)
+    if Visibility(visibility).width > Visibility(case.sharing_consent).width:
+        raise ConsentRequired(
+            f"所有する市町の同意（{Visibility(case.sharing_consent).label}）より広くは公開できません。"
+        )
+    if visibility != Visibility.PRIVATE.value:
+        open_findings = [f for f in sensitive_findings(case) if f["text"] not in kept]
+        if open_findings:
+            raise SensitiveDataFound(
+                f"個別の情報が {len(open_findings)} 件あります。伏せるか、理由を添えて残してください。", open_findings
+            )
+    case.visibility = visibility
+    case.anonymous = anonymous
+    return visibility, kept
+
+
+def _kept_summary(kept: dict[str, str]) -> str:
+    return "".join(f"／残した「{text}」: {reason}" for text, reason in kept.items())
+
+
+def publish_case(user: User, case: Case, visibility: str | None = None, anonymous: bool = False,
+                 keep=None) -> Case:
+    """Publish a draft: its visibility (default private) never wider than the owner's consent;
+    beyond the owner, every sensitive detail must be masked or kept with a reason."""
     if case.state == CaseState.PUBLISHED.value and policy.is_helpdesk(user):
         raise Conflict("この事例はすでに公開されています。")
     if not policy.can_publish_case(user, case):
@@ -86,6 +159,7 @@ def publish_case(user: User, case: Case) -> Case:
     clean_body(case.resolution, errors, field="resolution", label="対応")
     if errors:
         raise ValidationFailed(errors)
+    visibility, kept = _apply_sharing(user, case, visibility, anonymous, keep)
     now = utcnow()
     case.state = CaseState.PUBLISHED.value
     case.published_at = now
@@ -93,5 +167,92 @@ def publish_case(user: User, case: Case) -> Case:
     case.updated_by = user
     db.session.flush()
     queue_case(case)
-    audit.record(user, "case.publish", case, f"#{case.id} {case.title}（公開範囲: {case.visibility}）")
+    audit.record(user, "case.publish", case,
+                 f"#{case.id} {case.title}（公開範囲: {Visibility(visibility).label}{'・匿名' if case.anonymous else ''}）"
+                 + _kept_summary(kept))
+    return case
+
+
+def change_visibility(user: User, case: Case, visibility: str | None, anonymous: bool = False, keep=None) -> Case:
+    if not policy.can_change_visibility(user, case):
+        raise Forbidden("この事例の公開範囲を変更することはできません。")
+    before = f"{case.visibility}{'・匿名' if case.anonymous else ''}"
+    visibility, kept = _apply_sharing(user, case, visibility, anonymous, keep)
+    case.updated_at = utcnow()
+    case.updated_by = user
+    db.session.flush()
+    queue_case(case)
+    audit.record(user, "case.visibility", case,
+                 f"#{case.id} {before} → {visibility}{'・匿名' if case.anonymous else ''}" + _kept_summary(kept))
+    return case
+
+
+def change_consent(user: User, case: Case, consent) -> Case:
+    """The owner's staff change how far the case may be shared. Narrowing narrows a published
+    case at once (pages, API and search)."""
+    if not policy.can_change_consent(user, case):
+        raise Forbidden("この事例の共有への同意を変更できるのは、所有する市町の職員だけです。")
+    consent = _clean_visibility(consent)
+    before = case.sharing_consent
+    case.sharing_consent = consent
+    case.consent_changed_at = utcnow()
+    case.consent_changed_by = user
+    narrowed = Visibility(case.visibility).width > Visibility(consent).width
+    if narrowed:
+        case.visibility = consent
+        case.updated_at = utcnow()
+    db.session.flush()
+    queue_case(case)
+    audit.record(user, "case.consent", case,
+                 f"#{case.id} 同意 {before} → {consent}" + ("（公開範囲も狭めました）" if narrowed else ""))
+    return case
+
+
+def archive_case(user: User, case: Case) -> Case:
+    """Withdraw a case (for example one shared by mistake): gone for every reader but the help
+    desk, and from the index."""
+    if not policy.can_archive_case(user, case):
+        if case.state == CaseState.ARCHIVED.value and policy.is_helpdesk(user):
+            raise Conflict("この事例はすでにアーカイブされています。")
+        raise Forbidden("この事例をアーカイブすることはできません。")
+    case.state = CaseState.ARCHIVED.value
+    case.updated_at = utcnow()
+    case.updated_by = user
+    db.session.flush()
+    queue_case(case)
+    audit.record(user, "case.archive", case, f"#{case.id} {case.title}")
+    return case
+
+
+def mark_helpful(user: User, case: Case) -> int:
+    """「参考になった」 once per reader; returns the case's count."""
+    if not policy.can_mark_helpful(user, case):
+        raise Forbidden("この事例に「参考になった」を付けることはできません。")
+    exists = db.session.scalar(select(CaseHelpful.id).where(CaseHelpful.case_id == case.id,
+                                                            CaseHelpful.user_id == user.id))
+    if exists is None:
+        db.session.add(CaseHelpful(case_id=case.id, user_id=user.id))
+        db.session.flush()
+    return helpful_count(case)
+
+
+def helpful_count(case: Case) -> int:
+    return db.session.scalar(select(func.count()).select_from(CaseHelpful).where(CaseHelpful.case_id == case.id))
+
+
+def mask_finding(user: User, case: Case, field: str, position: int, text: str) -> Case:
+    """Replace one finding with its placeholder (one click on the review page)."""
+    if not policy.can_edit_case(user, case):
+        raise Forbidden("この事例を編集することはできません。")
+    if field not in SHARED_FIELDS:
+        raise ValidationFailed({"field": "項目が正しくありません。"})
+    value = getattr(case, field) or ""
+    match = next((f for f in find_sensitive(value, personal_names()) if f.start == position and f.text == text), None)
+    if match is None:
+        raise Conflict("その箇所は変更されています。もう一度確認してください。")
+    setattr(case, field, value[:match.start] + match.placeholder + value[match.end:])
+    case.updated_at = utcnow()
+    case.updated_by = user
+    db.session.flush()
+    queue_case(case)
     return case

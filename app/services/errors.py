@@ -29,3 +29,17 @@ class Forbidden(ServiceError):
 class Conflict(ServiceError):
     status = 409
     code = "conflict"
+
+
+class ConsentRequired(Conflict):
+    code = "consent_required"
+
+
+class SensitiveDataFound(Conflict):
+    """Publishing beyond the owner would share details that are neither masked nor kept."""
+
+    code = "sensitive_data"
+
+    def __init__(self, message: str, findings: list[dict]):
+        super().__init__(message)
+        self.findings = findings
