@@ -1,5 +1,8 @@
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, RadioField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+
+from app.models import Visibility
 
 
 class CaseForm(FlaskForm):
@@ -16,4 +19,22 @@ class CaseForm(FlaskForm):
 
 
 class PublishForm(FlaskForm):
+    visibility = RadioField("公開範囲", validate_choice=False,
+                            choices=[SelectChoice(v.value, v.label) for v in Visibility])
+    anonymous = BooleanField("市町名を伏せる（匿名）")
     submit = SubmitField("公開する")
+
+
+class ConsentForm(FlaskForm):
+    consent = SelectField("共有への同意", validate_choice=False,
+                          choices=[SelectChoice(v.value, v.label) for v in Visibility])
+    submit = SubmitField("同意を変更")
+
+
+class SimpleForm(FlaskForm):
+    submit = SubmitField("送信")
+
+
+class NameForm(FlaskForm):
+    name = StringField("氏名")
+    submit = SubmitField("追加")

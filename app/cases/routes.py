@@ -7,13 +7,13 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.cases import bp
-from app.cases.forms import CaseForm, PublishForm
+from app.cases.forms import CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
 from app.extensions import db
-from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category
+from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName
 from app.rendering import render_markdown
 from app.services import cases as case_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, category_choices, int_arg
+from app.web import apply_service_error, category_choices, int_arg, role_required
 
 
 def _visible_case_or_404(case_id: int) -> Case:
@@ -52,8 +52,12 @@ def index():
 @login_required
 def show(case_id: int):
     case = _visible_case_or_404(case_id)
+    consent_form = ConsentForm(formdata=None)
+    consent_form.consent.data = case.sharing_consent
     return render_template(
-        "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, publish_form=PublishForm(formdata=None)
+        "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form,
+        simple_form=SimpleForm(formdata=None), helpful_count=case_service.helpful_count(case),
+        already_helpful=case_service.has_marked_helpful(current_user, case),
     )
 
 
@@ -78,37 +82,192 @@ def edit(case_id: int):
             publishing = bool(form.save_and_publish.data)
             try:
                 case_service.update_case(current_user, case, data)
-                if publishing:
-                    case_service.publish_case(current_user, case)
             except ServiceError as error:
                 db.session.rollback()
                 apply_service_error(form, error)
             else:
                 db.session.commit()
-                flash("事例を保存して公開しました。" if publishing else "事例を保存しました。", "success")
+                if publishing:
+                    flash("事例を保存しました。公開範囲を選んで公開してください。", "success")
+                    return redirect(url_for("cases.publish", case_id=case.id, _anchor="share"))
+                flash("事例を保存しました。", "success")
                 return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
     return render_template(
         "cases/edit.html", case=case, form=form, fields=CASE_TEXT_FIELDS, previews=previews,
-        publish_form=PublishForm(formdata=None),
     )
 
 
-@bp.post("/cases/<int:case_id>/publish")
+def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, error: str | None = None):
+    findings = case_service.sensitive_findings(case)
+    by_field = {}
+    for index, finding in enumerate(findings):
+        finding["index"] = index
+        by_field.setdefault(finding["field"], []).append(finding)
+    return render_template(
+        "cases/publish.html", case=case, form=form, mode=mode, findings=findings, by_field=by_field,
+        fields=[("title", "件名")] + list(CASE_TEXT_FIELDS), error=error,
+        kept={k: v for k, v in _keep_from_form().items()} if request.method == "POST" else {},
+        mask_form=SimpleForm(formdata=None),
+    ), status
+
+
+def _keep_from_form() -> dict[str, str]:
+    kept = {}
+    for key in request.form:
+        if key.startswith("keep_") and key[5:].isdigit():
+            index = key[5:]
+            kept[request.form.get(f"keep_text_{index}", "")] = request.form.get(f"keep_reason_{index}", "")
+    return kept
+
+
+@bp.route("/cases/<int:case_id>/publish", methods=["GET", "POST"])
 @login_required
 def publish(case_id: int):
+    """Choose how far to share, review the sensitive-data findings, publish."""
+    return _share(case_id, "publish")
+
+
+@bp.route("/cases/<int:case_id>/visibility", methods=["GET", "POST"])
+@login_required
+def visibility(case_id: int):
+    return _share(case_id, "visibility")
+
+
+def _share(case_id: int, mode: str):
     case = _visible_case_or_404(case_id)
+    allowed = policy.can_publish_case if mode == "publish" else policy.can_change_visibility
+    if not allowed(current_user, case):
+        if mode == "publish" and case.state == CaseState.PUBLISHED.value and policy.is_helpdesk(current_user):
+            flash("この事例はすでに公開されています。", "error")
+            return redirect(url_for("cases.show", case_id=case.id))
+        abort(403)
     form = PublishForm()
+    if request.method == "GET":
+        form.visibility.data = case.visibility if mode == "visibility" else case.sharing_consent
+        form.anonymous.data = case.anonymous
+        return _sharing_page(case, form, mode)
     if not form.validate_on_submit():
         abort(400)
+    keep = [{"text": text, "reason": reason} for text, reason in _keep_from_form().items()]
     try:
-        case_service.publish_case(current_user, case)
+        action = case_service.publish_case if mode == "publish" else case_service.change_visibility
+        action(current_user, case, form.visibility.data, bool(form.anonymous.data), keep)
     except ServiceError as error:
         db.session.rollback()
         if error.status == 403:
             abort(403)
         message = " ".join(error.errors.values()) or error.message
-        flash(f"公開できません: {message}", "error")
-        return redirect(url_for("cases.edit", case_id=case_id) if error.errors else url_for("cases.show", case_id=case_id))
+        return _sharing_page(case, form, mode, status=409 if error.status == 409 else 422, error=message)
     db.session.commit()
-    flash("事例を公開しました。", "success")
+    flash("事例を公開しました。" if mode == "publish" else "公開範囲を変更しました。", "success")
     return redirect(url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/mask")
+@login_required
+def mask(case_id: int):
+    """Replace one finding with its placeholder, then back to the review."""
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    position = request.form.get("position", "")
+    try:
+        case_service.mask_finding(current_user, case, request.form.get("field", ""),
+                                  int(position) if position.isdigit() else -1, request.form.get("text", ""))
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash("伏せ字にしました。", "success")
+    mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
+    return redirect(url_for(f"cases.{mode}", case_id=case.id, _anchor="findings"))
+
+
+@bp.post("/cases/<int:case_id>/consent")
+@login_required
+def consent(case_id: int):
+    case = _visible_case_or_404(case_id)
+    form = ConsentForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        case_service.change_consent(current_user, case, form.consent.data)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        flash(" ".join(error.errors.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash("共有への同意を変更しました。", "success")
+    return redirect(url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/archive")
+@login_required
+def archive(case_id: int):
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    try:
+        case_service.archive_case(current_user, case)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        flash(error.message, "error")
+        return redirect(url_for("cases.show", case_id=case.id))
+    db.session.commit()
+    flash("事例をアーカイブしました。ヘルプデスク以外からは見えなくなり、検索からも外れます。", "success")
+    return redirect(url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/helpful")
+@login_required
+def helpful(case_id: int):
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    try:
+        case_service.mark_helpful(current_user, case)
+    except ServiceError as error:
+        db.session.rollback()
+        abort(error.status if error.status in (403, 409) else 400)
+    db.session.commit()
+    flash("「参考になった」を記録しました。", "success")
+    return redirect(url_for("cases.show", case_id=case.id))
+
+
+@bp.route("/cases/sensitive-names", methods=["GET", "POST"])
+@role_required(policy.is_helpdesk)
+def sensitive_names():
+    """Personal names the check before sharing looks for."""
+    form = NameForm()
+    if form.validate_on_submit():
+        name = (form.name.data or "").strip()
+        if len(name) < 2 or len(name) > 100:
+            form.name.errors = ["氏名は2〜100文字で入力してください。"]
+        elif db.session.scalar(select(SensitiveName.id).where(SensitiveName.name == name)):
+            form.name.errors = [f"「{name}」はすでに登録されています。"]
+        else:
+            db.session.add(SensitiveName(name=name))
+            db.session.commit()
+            flash(f"「{name}」を登録しました。", "success")
+            return redirect(url_for("cases.sensitive_names"))
+    names = db.session.scalars(select(SensitiveName).order_by(SensitiveName.name)).all()
+    return render_template("cases/names.html", form=form, names=names, delete_form=SimpleForm(formdata=None))
+
+
+@bp.post("/cases/sensitive-names/<int:name_id>/delete")
+@role_required(policy.is_helpdesk)
+def delete_sensitive_name(name_id: int):
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    row = db.session.get(SensitiveName, name_id) or abort(404)
+    db.session.delete(row)
+    db.session.commit()
+    flash("削除しました。", "success")
+    return redirect(url_for("cases.sensitive_names"))

@@ -256,3 +256,8 @@ def mask_finding(user: User, case: Case, field: str, position: int, text: str) -
     db.session.flush()
     queue_case(case)
     return case
+
+
+def has_marked_helpful(user: User, case: Case) -> bool:
+    return db.session.scalar(select(CaseHelpful.id).where(CaseHelpful.case_id == case.id,
+                                                          CaseHelpful.user_id == user.id)) is not None
