@@ -1,0 +1,165 @@
+"""The whole sharing table: every role x relation to the owner x case (visibility x state x
+anonymity) x action, checked against an independent statement of the rules, through the policy,
+the API and search. The world is built once for the module."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app import create_app, policy
+from app.content import load_reference
+from app.extensions import db
+from app.models import Case, Category, Municipality, User
+from app.search.service import SearchParams, search_cases
+from app.search.sync import apply_pending, queue_case
+from app.services import accounts, municipalities
+from app.services import questions as question_service
+from config import TestingConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+OWNER = "三原市"                       # groups: 共同利用2 (with 世羅町), 備後圏域
+RELATIONS = {"same": "三原市", "neighbour": "竹原市", "group": "世羅町", "other": "庄原市", "observer": "倉敷市"}
+VISIBILITIES, STATES = ("private", "neighbours", "all"), ("draft", "published", "archived")
+ACTORS = [(role, rel) for role in ("municipal", "viewer") for rel in RELATIONS if not (role == "municipal" and rel == "observer")]
+ACTORS += [("viewer", "observer"), ("helpdesk", None), ("admin", None)]
+ACTORS = list(dict.fromkeys(ACTORS))
+CASES = list(itertools.product(VISIBILITIES, STATES, (False, True)))
+
+
+# --- the rules, stated independently of app/policy.py ------------------------------------------
+
+def may_view(role, rel, visibility, state):
+    if role in ("helpdesk", "admin"):
+        return True
+    if state == "archived":
+        return False
+    if rel == "same":
+        return True
+    if state != "published":
+        return False
+    return visibility == "all" or (visibility == "neighbours" and rel in ("neighbour", "group"))
+
+
+def expected(role, rel, visibility, state, anonymous):
+    view = may_view(role, rel, visibility, state)
+    return {
+        "view": view,
+        "search_hit": view and state == "published",
+        "see_owner": view and (not anonymous or role in ("helpdesk", "admin") or rel == "same"),
+        "edit": role == "helpdesk" and state != "archived",
+        "publish": role == "helpdesk" and state == "draft",
+        "change_visibility": role == "helpdesk" and state == "published",
+        "change_consent": role == "municipal" and rel == "same" and state != "archived",
+        "archive": role == "helpdesk" and state != "archived",
+        "helpful": view and state == "published",
+        "export": role in ("helpdesk", "admin"),
+    }
+
+
+def expected_thread(role, rel):
+    return {
+        "view": role in ("helpdesk", "admin") or rel == "same",
+        "comment": role == "helpdesk" or (role == "municipal" and rel == "same"),
+        "answer": role == "helpdesk",
+    }
+
+
+# --- the world, once ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("table")
+
+    class Config(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp / 'table.db'}"
+        SEARCH_INDEX_DIR = str(tmp / "index")
+
+    app = create_app(Config)
+    with app.app_context():
+        db.create_all()
+        load_reference(ROOT / "content")
+        municipalities.add_municipality("332020", "倉敷市", prefecture="岡山県", observer=True)
+        by_name = {m.name: m for m in db.session.scalars(select(Municipality))}
+        municipalities.link(by_name[OWNER], by_name["竹原市"])
+        users = {}
+        for role, rel in ACTORS:
+            name = f"{role}-{rel or 'pref'}"
+            users[(role, rel)] = accounts.create_user(name, "table-password-1", role,
+                                                      by_name[RELATIONS[rel]] if rel else None).username
+        asker = accounts.create_user("asker", "table-password-1", "municipal", by_name[OWNER])
+        question = question_service.ask_question(asker, {"title": "表の相談", "body": "本文", "category": "network"})
+        network = db.session.scalar(select(Category).where(Category.slug == "network"))
+        case_ids = {}
+        for n, (visibility, state, anonymous) in enumerate(CASES):
+            case = Case(title=f"検証事例 その{n}", issue="症状", resolution="対応", category=network,
+                        municipality=by_name[OWNER], state=state, visibility=visibility, sharing_consent="all",
+                        anonymous=anonymous)
+            db.session.add(case)
+            db.session.flush()
+            queue_case(case)
+            case_ids[(visibility, state, anonymous)] = case.id
+        db.session.commit()
+        apply_pending()
+        tokens = {key: accounts.create_token(accounts.get_user(name)) for key, name in users.items()}
+        db.session.commit()
+        yield {"app": app, "users": users, "cases": case_ids, "question": question.id, "tokens": tokens}
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("role,rel", ACTORS)
+def test_every_case_action_matches_the_rules(world, role, rel):
+    app = world["app"]
+    with app.app_context():
+        user = accounts.get_user(world["users"][(role, rel)])
+        client = app.test_client()
+        headers = {"Authorization": f"Bearer {world['tokens'][(role, rel)]}"}
+        hits = {h.case.id for h in search_cases(user, SearchParams(q="検証事例", per_page=100), log_misses=False).hits}
+        for (visibility, state, anonymous), case_id in world["cases"].items():
+            case = db.session.get(Case, case_id)
+            want = expected(role, rel, visibility, state, anonymous)
+            got = {
+                "view": policy.can_view_case(user, case),
+                "search_hit": case_id in hits,
+                "see_owner": policy.can_view_case(user, case) and policy.can_see_owner(user, case),
+                "edit": policy.can_edit_case(user, case),
+                "publish": policy.can_publish_case(user, case),
+                "change_visibility": policy.can_change_visibility(user, case),
+                "change_consent": policy.can_change_consent(user, case),
+                "archive": policy.can_archive_case(user, case),
+                "helpful": policy.can_mark_helpful(user, case),
+                "export": policy.can_export_cases(user),
+            }
+            assert got == want, (visibility, state, anonymous)
+            response = client.get(f"/api/v1/cases/{case_id}", headers=headers)
+            assert response.status_code == (200 if want["view"] else 404), (visibility, state, anonymous)
+            if want["view"]:
+                owner = response.get_json()["municipality"]
+                assert (owner is not None) == want["see_owner"], (visibility, state, anonymous)
+            listed = db.session.scalar(select(Case.id).where(Case.id == case_id, policy.visible_cases_clause(user)))
+            assert (listed is not None) == want["view"]
+
+
+@pytest.mark.parametrize("role,rel", ACTORS)
+def test_the_question_thread_is_only_for_its_municipality_and_the_help_desk(world, role, rel):
+    app = world["app"]
+    with app.app_context():
+        user = accounts.get_user(world["users"][(role, rel)])
+        from app.models import Question
+
+        question = db.session.get(Question, world["question"])
+        want = expected_thread(role, rel)
+        assert policy.can_view_question(user, question) == want["view"]
+        assert policy.can_comment(user, question) == want["comment"]
+        assert policy.can_answer(user, question) == want["answer"]
+        response = app.test_client().get(f"/api/v1/questions/{world['question']}",
+                                         headers={"Authorization": f"Bearer {world['tokens'][(role, rel)]}"})
+        assert response.status_code == (200 if want["view"] else 404)
+
+
+def test_the_table_covers_every_relation_and_case():
+    assert {rel for _role, rel in ACTORS} == set(RELATIONS) | {None}
+    assert len(CASES) == 18
