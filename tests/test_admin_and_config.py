@@ -175,3 +175,21 @@ def test_admin_cannot_make_an_observer_staffer_a_municipal_user(client, make_use
         "password": "long-enough-secret"}).get_data(as_text=True)
     assert "オブザーバー団体の職員は閲覧者" in page
     assert 'value="kasaoka-x"' in page
+
+
+def test_admin_adds_an_observer_and_edits_group_members_with_access_following(client, make_user, login):
+    from app.models import AuditEvent, MunicipalityGroup
+    from app.services.municipalities import sharing_partner_ids
+
+    login(make_user("admin"))
+    client.post("/admin/municipalities", data={"code": "332020", "name": "倉敷市", "prefecture": "岡山県", "observer": "y"})
+    kurashiki = municipality("倉敷市")
+    assert kurashiki.is_observer
+    group = db.session.scalar(select(MunicipalityGroup).where(MunicipalityGroup.name == "共同利用3"))
+    client.post(f"/admin/groups/{group.id}/members", data={"municipality": str(kurashiki.id)})
+    assert kurashiki.id in sharing_partner_ids(municipality("三次市").id)
+    client.post(f"/admin/groups/{group.id}/members/{kurashiki.id}/delete")
+    assert kurashiki.id not in sharing_partner_ids(municipality("三次市").id)
+    actions = {e.action for e in db.session.scalars(select(AuditEvent))}
+    assert {"municipality.add", "group.add", "group.remove"} <= actions
+    assert "共同利用3" in client.get("/admin/groups").get_data(as_text=True)

@@ -191,3 +191,12 @@ def test_the_help_desk_lists_names_to_check(client, world, login):
                  json={"issue": "担当の山田太郎さんから連絡"})
     response = publish(client, world, visibility="neighbours")
     assert [f["kind"] for f in response.get_json()["error"]["findings"]] == ["person"]
+
+
+def test_an_anonymous_case_is_exported_without_its_owner(client, world, runner, tmp_path):
+    published_to_neighbours(client, world, anonymous=True)
+    out = tmp_path / "cases.csv"
+    assert runner.invoke(args=["cases", "export", str(out)]).exit_code == 0
+    text = out.read_text(encoding="utf-8-sig")
+    assert "ファイルサーバに接続できない" in text and "呉市" not in text
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.export")) is not None

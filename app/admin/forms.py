@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
 
 
 class NeighbourForm(FlaskForm):
@@ -40,3 +40,16 @@ class ResetPasswordForm(FlaskForm):
 
 class ToggleForm(FlaskForm):
     submit = SubmitField("変更")
+
+
+class MunicipalityForm(FlaskForm):
+    code = StringField("団体コード（6桁）")
+    name = StringField("名称")
+    prefecture = StringField("都道府県", default="広島県")
+    observer = BooleanField("オブザーバー（閲覧のみ）")
+    submit = SubmitField("市町を追加")
+
+
+class GroupMemberForm(FlaskForm):
+    municipality = SelectField("市町", validate_choice=False)
+    submit = SubmitField("グループに追加")

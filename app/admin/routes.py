@@ -7,9 +7,12 @@ from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.admin import bp
-from app.admin.forms import AssignForm, CategoryForm, NeighbourForm, ResetPasswordForm, ToggleForm, UnlinkForm, UserForm
+from app.admin.forms import (
+    AssignForm, CategoryForm, GroupMemberForm, MunicipalityForm, NeighbourForm, ResetPasswordForm, ToggleForm,
+    UnlinkForm, UserForm,
+)
 from app.extensions import db
-from app.models import AuditEvent, Category, Municipality, Role, User
+from app.models import AuditEvent, Category, Municipality, MunicipalityGroup, Role, User
 from app.services import accounts
 from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
@@ -37,7 +40,7 @@ def municipalities():
     }
     return render_template(
         "admin/municipalities.html", municipalities=items, neighbours=neighbours, form=form,
-        unlink_form=UnlinkForm(formdata=None),
+        unlink_form=UnlinkForm(formdata=None), add_form=MunicipalityForm(formdata=None),
     )
 
 
@@ -216,3 +219,81 @@ def toggle_user(user_id: int):
     db.session.commit()
     flash(message, "success")
     return redirect(url_for("admin.user_detail", user_id=user.id))
+
+
+# --- municipalities and groups ----------------------------------------------------------------
+
+@bp.post("/municipalities")
+@role_required(policy.can_administer)
+def add_municipality():
+    form = MunicipalityForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        added = municipality_service.add_municipality(
+            form.code.data, form.name.data, prefecture=(form.prefecture.data or "広島県").strip(),
+            observer=bool(form.observer.data), actor=current_user)
+    except ServiceError as error:
+        db.session.rollback()
+        flash(" ".join(error.errors.values()) or error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{added.name}（{added.code}）を追加しました。", "success")
+    return redirect(url_for("admin.municipalities"))
+
+
+@bp.get("/groups")
+@role_required(policy.can_administer)
+def groups():
+    items = db.session.scalars(select(MunicipalityGroup).order_by(MunicipalityGroup.name)).all()
+    form = GroupMemberForm()
+    form.municipality.choices = [SelectChoice("", "選択してください")] + [
+        SelectChoice(str(m.id), m.name) for m in _municipalities()]
+    return render_template("admin/groups.html", groups=items, form=form, remove_form=UnlinkForm(formdata=None))
+
+
+def _group_or_404(group_id: int) -> MunicipalityGroup:
+    group = db.session.get(MunicipalityGroup, group_id)
+    if group is None:
+        abort(404)
+    return group
+
+
+@bp.post("/groups/<int:group_id>/members")
+@role_required(policy.can_administer)
+def add_group_member(group_id: int):
+    group = _group_or_404(group_id)
+    form = GroupMemberForm()
+    if not form.validate_on_submit():
+        abort(400)
+    member = _get_municipality(form.municipality.data)
+    if member is None:
+        flash("市町を選んでください。", "error")
+        return redirect(url_for("admin.groups"))
+    try:
+        municipality_service.add_to_group(group, member, actor=current_user)
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{member.name}を「{group.name}」に追加しました。", "success")
+    return redirect(url_for("admin.groups"))
+
+
+@bp.post("/groups/<int:group_id>/members/<int:municipality_id>/delete")
+@role_required(policy.can_administer)
+def remove_group_member(group_id: int, municipality_id: int):
+    group = _group_or_404(group_id)
+    if not UnlinkForm().validate_on_submit():
+        abort(400)
+    member = _get_municipality_or_400(municipality_id)
+    try:
+        municipality_service.remove_from_group(group, member, actor=current_user)
+    except ServiceError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    else:
+        db.session.commit()
+        flash(f"{member.name}を「{group.name}」から外しました。", "success")
+    return redirect(url_for("admin.groups"))

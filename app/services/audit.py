@@ -18,6 +18,8 @@ ACTION_LABELS = {
     "neighbour.link": "近隣の設定",
     "neighbour.unlink": "近隣の解除",
     "municipality.add": "市町の追加",
+    "group.add": "グループへの追加",
+    "group.remove": "グループからの削除",
     "category.add": "分類の追加",
     "case.publish": "事例の公開",
     "case.visibility": "公開範囲の変更",

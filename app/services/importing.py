@@ -204,7 +204,8 @@ def export_rows(state: str = CaseState.PUBLISHED.value) -> list[dict]:
         rows.append({
             "title": case.title, "issue": case.issue, "environment": case.environment, "cause": case.cause,
             "resolution": case.resolution, "category": case.category.slug, "tags": [t.name for t in case.tags],
-            "municipality": case.municipality.name if case.municipality else "",
+            # An anonymous case leaves the system without its owner's name.
+            "municipality": case.municipality.name if case.municipality and not case.anonymous else "",
             "visibility": case.visibility,
             "published_at": published.astimezone(JST).date().isoformat() if published else "",
         })

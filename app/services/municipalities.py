@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, or_, select
 
 from app.extensions import db
-from app.models import Municipality, NeighbourLink, group_members
+from app.models import Municipality, MunicipalityGroup, NeighbourLink, group_members
 from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
 
@@ -42,6 +42,22 @@ def add_municipality(code: str, name: str, *, kind: str | None = None, prefectur
     audit.record(actor, "municipality.add", municipality,
                  f"{name}（{code}、{prefecture}）{'オブザーバー' if observer else ''}")
     return municipality
+
+
+def add_to_group(group: MunicipalityGroup, municipality: Municipality, actor=None) -> None:
+    if municipality in group.members:
+        raise Conflict(f"{municipality.name}はすでに「{group.name}」に入っています。")
+    group.members.append(municipality)
+    db.session.flush()
+    audit.record(actor, "group.add", group, f"{group.name} ＋ {municipality.name}")
+
+
+def remove_from_group(group: MunicipalityGroup, municipality: Municipality, actor=None) -> None:
+    if municipality not in group.members:
+        raise Conflict(f"{municipality.name}は「{group.name}」に入っていません。")
+    group.members.remove(municipality)
+    db.session.flush()
+    audit.record(actor, "group.remove", group, f"{group.name} − {municipality.name}")
 
 
 def _pair(a: Municipality, b: Municipality) -> tuple[int, int]:
