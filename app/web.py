@@ -5,7 +5,6 @@ from functools import wraps
 
 from flask import abort, flash, request
 from flask_login import current_user, login_required
-
 from sqlalchemy import select
 from wtforms.fields.choices import SelectChoice
 
@@ -61,3 +60,19 @@ def int_arg(name: str, default: int | None = None, minimum: int = 1, maximum: in
 def category_choices() -> list[SelectChoice]:
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id))
     return [SelectChoice("", "選択してください")] + [SelectChoice(c.slug, c.name) for c in categories]
+
+
+def commit_or_flash(action, success, error_status_aborts=(403,)):
+    """Run one service call for a form post: commit and flash ``success`` (a message, or a function
+    of the result), or roll back and flash the service's error. Returns whether it succeeded."""
+    try:
+        result = action()
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status in error_status_aborts:
+            abort(error.status)
+        flash(" ".join(error.errors.values()) or error.message, "error")
+        return False
+    db.session.commit()
+    flash(success(result) if callable(success) else success, "success")
+    return True

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app import create_app, policy
 from app.content import load_reference
 from app.extensions import db
-from app.models import Case, Category, Municipality, User
+from app.models import Case, Category, Municipality
 from app.search.service import SearchParams, search_cases
 from app.search.sync import apply_pending, queue_case
 from app.services import accounts, municipalities

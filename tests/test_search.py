@@ -12,11 +12,10 @@ from sqlalchemy import func, select
 from app.extensions import db
 from app.models import Case, SearchMiss, SearchOutbox, SearchSynonym
 from app.search import analysis
-from app.search.service import SearchParams, search_cases, similar_cases
+from app.search.service import SearchParams, search_cases
 from app.search.snippets import make_snippet
 from app.search.sync import apply_pending, check, current_index, queue_case, reindex
 from app.services import municipalities as municipality_service
-from app.services.importing import import_cases
 from tests.conftest import municipality
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, Case
-from app.search.service import SearchParams, search_cases
 from tests.conftest import municipality
 
 LEAKY = "庁内のファイルサーバ fs01.city.local（192.168.10.5）に接続できない"

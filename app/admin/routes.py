@@ -18,7 +18,7 @@ from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
 from app.services.errors import ServiceError
 from app.services.audit import ACTION_LABELS
-from app.web import apply_service_error, int_arg, role_required
+from app.web import apply_service_error, commit_or_flash, int_arg, role_required
 
 
 def _municipalities() -> list[Municipality]:
@@ -68,14 +68,8 @@ def link():
     if a is None or b is None:
         flash("近隣に設定する2つの市町を選んでください。", "error")
         return redirect(url_for("admin.municipalities"))
-    try:
-        municipality_service.link(a, b, actor=current_user)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(" ".join(error.errors.values()) or error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{a.name}と{b.name}を近隣に設定しました。", "success")
+    commit_or_flash(lambda: municipality_service.link(a, b, actor=current_user),
+                    f"{a.name}と{b.name}を近隣に設定しました。")
     return redirect(url_for("admin.municipalities"))
 
 
@@ -85,14 +79,8 @@ def unlink(first_id: int, second_id: int):
     if not UnlinkForm().validate_on_submit():
         abort(400)
     a, b = _get_municipality_or_400(first_id), _get_municipality_or_400(second_id)
-    try:
-        municipality_service.unlink(a, b, actor=current_user)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{a.name}と{b.name}の近隣設定を解除しました。", "success")
+    commit_or_flash(lambda: municipality_service.unlink(a, b, actor=current_user),
+                    f"{a.name}と{b.name}の近隣設定を解除しました。")
     return redirect(url_for("admin.municipalities"))
 
 
@@ -229,16 +217,12 @@ def add_municipality():
     form = MunicipalityForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        added = municipality_service.add_municipality(
+    commit_or_flash(
+        lambda: municipality_service.add_municipality(
             form.code.data, form.name.data, prefecture=(form.prefecture.data or "広島県").strip(),
-            observer=bool(form.observer.data), actor=current_user)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(" ".join(error.errors.values()) or error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{added.name}（{added.code}）を追加しました。", "success")
+            observer=bool(form.observer.data), actor=current_user),
+        lambda added: f"{added.name}（{added.code}）を追加しました。",
+    )
     return redirect(url_for("admin.municipalities"))
 
 
@@ -270,14 +254,8 @@ def add_group_member(group_id: int):
     if member is None:
         flash("市町を選んでください。", "error")
         return redirect(url_for("admin.groups"))
-    try:
-        municipality_service.add_to_group(group, member, actor=current_user)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{member.name}を「{group.name}」に追加しました。", "success")
+    commit_or_flash(lambda: municipality_service.add_to_group(group, member, actor=current_user),
+                    f"{member.name}を「{group.name}」に追加しました。")
     return redirect(url_for("admin.groups"))
 
 
@@ -288,12 +266,6 @@ def remove_group_member(group_id: int, municipality_id: int):
     if not UnlinkForm().validate_on_submit():
         abort(400)
     member = _get_municipality_or_400(municipality_id)
-    try:
-        municipality_service.remove_from_group(group, member, actor=current_user)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash(f"{member.name}を「{group.name}」から外しました。", "success")
+    commit_or_flash(lambda: municipality_service.remove_from_group(group, member, actor=current_user),
+                    f"{member.name}を「{group.name}」から外しました。")
     return redirect(url_for("admin.groups"))

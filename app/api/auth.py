@@ -6,8 +6,6 @@ from functools import wraps
 from flask import g, request
 
 from app.api.errors import ApiError
-from app.extensions import db
-from app.models import utcnow
 from app.services.accounts import user_for_token
 
 

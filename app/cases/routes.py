@@ -13,7 +13,7 @@ from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveNam
 from app.rendering import render_markdown
 from app.services import cases as case_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, category_choices, int_arg, role_required
+from app.web import apply_service_error, category_choices, commit_or_flash, int_arg, role_required
 
 
 def _visible_case_or_404(case_id: int) -> Case:
@@ -171,17 +171,9 @@ def mask(case_id: int):
     if not SimpleForm().validate_on_submit():
         abort(400)
     position = request.form.get("position", "")
-    try:
-        case_service.mask_finding(current_user, case, request.form.get("field", ""),
-                                  int(position) if position.isdigit() else -1, request.form.get("text", ""))
-    except ServiceError as error:
-        db.session.rollback()
-        if error.status == 403:
-            abort(403)
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash("伏せ字にしました。", "success")
+    commit_or_flash(lambda: case_service.mask_finding(
+        current_user, case, request.form.get("field", ""), int(position) if position.isdigit() else -1,
+        request.form.get("text", "")), "伏せ字にしました。")
     mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
     return redirect(url_for(f"cases.{mode}", case_id=case.id, _anchor="findings"))
 
@@ -193,16 +185,8 @@ def consent(case_id: int):
     form = ConsentForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        case_service.change_consent(current_user, case, form.consent.data)
-    except ServiceError as error:
-        db.session.rollback()
-        if error.status == 403:
-            abort(403)
-        flash(" ".join(error.errors.values()) or error.message, "error")
-    else:
-        db.session.commit()
-        flash("共有への同意を変更しました。", "success")
+    commit_or_flash(lambda: case_service.change_consent(current_user, case, form.consent.data),
+                    "共有への同意を変更しました。")
     return redirect(url_for("cases.show", case_id=case.id))
 
 
@@ -212,16 +196,8 @@ def archive(case_id: int):
     case = _visible_case_or_404(case_id)
     if not SimpleForm().validate_on_submit():
         abort(400)
-    try:
-        case_service.archive_case(current_user, case)
-    except ServiceError as error:
-        db.session.rollback()
-        if error.status == 403:
-            abort(403)
-        flash(error.message, "error")
-        return redirect(url_for("cases.show", case_id=case.id))
-    db.session.commit()
-    flash("事例をアーカイブしました。ヘルプデスク以外からは見えなくなり、検索からも外れます。", "success")
+    commit_or_flash(lambda: case_service.archive_case(current_user, case),
+                    "事例をアーカイブしました。ヘルプデスク以外からは見えなくなり、検索からも外れます。")
     return redirect(url_for("cases.show", case_id=case.id))
 
 

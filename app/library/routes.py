@@ -13,7 +13,7 @@ from app.search.params import search_params_from
 from app.search.service import search_cases, similar_cases
 from app.services import synonyms as synonym_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, int_arg, role_required
+from app.web import apply_service_error, commit_or_flash, role_required
 
 
 @bp.get("/search")
@@ -77,12 +77,5 @@ def delete_synonym(group_id: int):
     if not DeleteForm().validate_on_submit():
         abort(400)
     group = db.session.get(SearchSynonym, group_id) or abort(404)
-    try:
-        synonym_service.delete_group(group)
-    except ServiceError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    else:
-        db.session.commit()
-        flash("同義語を削除しました。", "success")
+    commit_or_flash(lambda: synonym_service.delete_group(group), "同義語を削除しました。", error_status_aborts=())
     return redirect(url_for("library.synonyms"))
