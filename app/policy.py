@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import g, has_app_context
+
 from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -129,13 +131,24 @@ def case_scope(user: User | None) -> CaseScope:
         return NO_CASES
     if user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
         return NO_CASES
-    from app.services.municipalities import sharing_partner_ids
+    # Within one request the partners of a municipality do not change: ask the database once.
+    key = ("case_scope", user.municipality_id)
+    cache = g.setdefault("_policy_cache", {}) if has_app_context() else {}
+    if key not in cache:
+        from app.services.municipalities import sharing_partner_ids
 
-    return CaseScope(
-        own=user.municipality_id,
-        neighbour_owners=frozenset(sharing_partner_ids(user.municipality_id)),
-        shared_with_all=True,
-    )
+        cache[key] = CaseScope(
+            own=user.municipality_id,
+            neighbour_owners=frozenset(sharing_partner_ids(user.municipality_id)),
+            shared_with_all=True,
+        )
+    return cache[key]
+
+
+def forget_cached_scopes() -> None:
+    """Called when neighbour links or groups change within a request."""
+    if has_app_context():
+        g.pop("_policy_cache", None)
 
 
 def scope_allows(scope: CaseScope, case: Case) -> bool:

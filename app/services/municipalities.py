@@ -5,6 +5,7 @@ from sqlalchemy import delete, or_, select
 
 from app.extensions import db
 from app.models import Municipality, MunicipalityGroup, NeighbourLink, group_members
+from app.policy import forget_cached_scopes
 from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
 
@@ -49,6 +50,7 @@ def add_to_group(group: MunicipalityGroup, municipality: Municipality, actor=Non
         raise Conflict(f"{municipality.name}はすでに「{group.name}」に入っています。")
     group.members.append(municipality)
     db.session.flush()
+    forget_cached_scopes()
     audit.record(actor, "group.add", group, f"{group.name} ＋ {municipality.name}")
 
 
@@ -57,6 +59,7 @@ def remove_from_group(group: MunicipalityGroup, municipality: Municipality, acto
         raise Conflict(f"{municipality.name}は「{group.name}」に入っていません。")
     group.members.remove(municipality)
     db.session.flush()
+    forget_cached_scopes()
     audit.record(actor, "group.remove", group, f"{group.name} − {municipality.name}")
 
 
@@ -74,6 +77,7 @@ def link(a: Municipality, b: Municipality, actor=None) -> NeighbourLink:
     row = NeighbourLink(low_id=low, high_id=high)
     db.session.add(row)
     db.session.flush()
+    forget_cached_scopes()
     audit.record(actor, "neighbour.link", None, f"{a.name}（{a.code}）⇔ {b.name}（{b.code}）")
     return row
 
@@ -84,6 +88,7 @@ def unlink(a: Municipality, b: Municipality, actor=None) -> None:
     if result.rowcount == 0:
         raise Conflict(f"{a.name}と{b.name}は近隣に設定されていません。")
     db.session.flush()
+    forget_cached_scopes()
     audit.record(actor, "neighbour.unlink", None, f"{a.name}（{a.code}）⇔ {b.name}（{b.code}）")
 
 
