@@ -30,6 +30,10 @@ class Config:
     SESSION_IDLE_MINUTES = 60  # no request for this long: logged out
     PASSWORD_MIN_LENGTH = 10
     LOGIN_FREE_FAILURES = 5
+    LOGIN_FREE_FAILURES_PER_ADDRESS = 30
+    # Number of reverse proxies in front of the app (gunicorn behind nginx: 1), so that the client
+    # address used by login throttling is the real one (X-Forwarded-For).
+    TRUSTED_PROXIES = 0
     LOGIN_WINDOW_MINUTES = 15
     # argon2id parameters (memory-hard); the testing config lowers them for speed.
     ARGON2_TIME_COST = 3

@@ -26,6 +26,10 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     if app.config.get("ENV_OVERRIDES", True):
         app.config.from_prefixed_env()
     _check_production_secret(app)
+    if app.config.get("TRUSTED_PROXIES"):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
     app.json.ensure_ascii = False
 
     from app.extensions import csrf, db, login_manager, migrate
@@ -144,6 +148,8 @@ def _register_security_headers(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.path.startswith("/api/") or current_user.is_authenticated:
+            response.headers["Cache-Control"] = "no-store"  # shared office PCs keep no case text
         return response
 
 

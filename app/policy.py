@@ -222,7 +222,14 @@ def can_archive_case(user: User | None, case: Case) -> bool:
 
 
 def can_mark_helpful(user: User | None, case: Case) -> bool:
-    return case.state == CaseState.PUBLISHED.value and can_view_case(user, case)
+    """Readers of other municipalities say a case helped them (the owner's own marks would not say much)."""
+    return (
+        case.state == CaseState.PUBLISHED.value
+        and user is not None
+        and user.role in (Role.MUNICIPAL.value, Role.VIEWER.value)
+        and not _member_of(user, case.municipality_id)
+        and can_view_case(user, case)
+    )
 
 
 def can_see_owner(user: User | None, case: Case) -> bool:

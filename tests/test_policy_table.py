@@ -54,7 +54,7 @@ def expected(role, rel, visibility, state, anonymous):
         "change_visibility": role == "helpdesk" and state == "published",
         "change_consent": role == "municipal" and rel == "same" and state != "archived",
         "archive": role == "helpdesk" and state != "archived",
-        "helpful": view and state == "published",
+        "helpful": view and state == "published" and role in ("municipal", "viewer") and rel != "same",
         "export": role in ("helpdesk", "admin"),
     }
 

@@ -30,6 +30,15 @@ def test_repeated_failures_lock_the_account_with_a_clear_message(client, make_us
     assert user.is_enabled
 
 
+def test_one_account_failing_does_not_lock_out_colleagues_at_the_same_address(client, make_user):
+    make_user("municipal", "福山市", username="fukuyama-a")
+    make_user("municipal", "福山市", username="fukuyama-b")
+    for _ in range(6):
+        attempt(client, "fukuyama-a", address="10.1.1.1")
+    assert attempt(client, "fukuyama-a", password=PASSWORD, address="10.1.1.1").status_code == 429
+    assert attempt(client, "fukuyama-b", password=PASSWORD, address="10.1.1.1").status_code == 302
+
+
 def test_the_lock_comes_from_the_database_so_every_process_sees_it(client, make_user):
     make_user("municipal", "呉市", username="kure-staff")
     for _ in range(6):
@@ -59,9 +68,10 @@ def test_the_delay_grows_and_expires(app, make_user):
         assert throttle.seconds_to_wait("x", "a") == 0
 
 
-def test_one_address_guessing_many_accounts_is_throttled(client, make_user):
+def test_one_address_guessing_many_accounts_is_throttled(app, client, make_user):
+    app.config["LOGIN_FREE_FAILURES_PER_ADDRESS"] = 8
     make_user("municipal", "呉市", username="target")
-    for n in range(6):
+    for n in range(9):
         attempt(client, f"someone{n}", address="203.0.113.7")
     assert attempt(client, "target", password=PASSWORD, address="203.0.113.7").status_code == 429
     assert attempt(client, "target", password=PASSWORD, address="198.51.100.1").status_code == 302
@@ -155,3 +165,23 @@ def test_session_cookie_is_httponly_and_samesite_lax(client, make_user):
     response = client.post("/login", data={"username": "cookie-user", "password": PASSWORD})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_usernames_are_lower_case_and_unique_whatever_the_case(app, make_user):
+    make_user("municipal", "呉市", username="kure1x")
+    from app.services.errors import Conflict
+
+    with pytest.raises(Conflict):
+        accounts.create_user("KURE1X", "long-enough-secret", "municipal",
+                             db.session.scalar(select(Municipality).where(Municipality.name == "呉市")))
+    with pytest.raises(ValidationFailed):
+        accounts.create_user("呉市 職員", "long-enough-secret", "helpdesk")
+    assert accounts.get_user("ＫＵＲＥ1x").username == "kure1x"
+
+
+def test_a_full_width_municipality_code_is_refused(app):
+    from app.services.municipalities import add_municipality, is_valid_code
+
+    assert not is_valid_code("３４２０２５")
+    with pytest.raises(ValidationFailed):
+        add_municipality("３４２０２５x", "どこか市")

@@ -80,3 +80,20 @@ def test_overlapping_findings_keep_the_longer_one():
 ])
 def test_sentences_about_passwords_are_not_passwords(text):
     assert kinds(text) == []
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("メールサーバ mail.town.sera.lg.jp に接続", [("hostname", "mail.town.sera.lg.jp")]),
+    ("PW: Xyz12345 を設定", [("secret", "Xyz12345")]),
+    ("パスワードは「Xyz12345」です", [("secret", "Xyz12345")]),
+    ("パスワード：Ｘｙｚ１２３４５", [("secret", "Ｘｙｚ１２３４５")]),
+    ("機器は１９２．１６８．０．１です", [("ipv4", "１９２．１６８．０．１")]),
+])
+def test_finds_common_variants_and_full_width_text(text, expected):
+    assert kinds(text) == expected
+
+
+def test_the_owner_name_is_a_finding_when_publishing_anonymously():
+    assert kinds("呉市役所本庁舎の回線", owner_names=["呉市"]) == [("owner", "呉市")]
+    text = "呉市役所本庁舎の回線"
+    assert mask(text, find_sensitive(text, owner_names=["呉市"])) == "[市町名]役所本庁舎の回線"

@@ -142,7 +142,7 @@ def test_readers_mark_a_case_helpful_once(client, world):
     url = f"/api/v1/cases/{world['case_id']}/helpful"
     assert client.post(url, headers=world["headers"]["neighbour"]).get_json()["helpful_count"] == 1
     assert client.post(url, headers=world["headers"]["neighbour"]).get_json()["helpful_count"] == 1
-    assert client.post(url, headers=world["headers"]["kure"]).get_json()["helpful_count"] == 2
+    assert client.post(url, headers=world["headers"]["kure"]).status_code == 403  # the owner's own
     assert client.post(url, headers=world["headers"]["other"]).status_code == 404
 
 
@@ -199,3 +199,42 @@ def test_an_anonymous_case_is_exported_without_its_owner(client, world, runner, 
     text = out.read_text(encoding="utf-8-sig")
     assert "ファイルサーバに接続できない" in text and "呉市" not in text
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.export")) is not None
+
+
+def test_an_edit_may_not_add_details_to_a_case_shared_beyond_its_owner(client, world):
+    published_to_neighbours(client, world)
+    leak = client.patch(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["desk"],
+                        json={"environment": "UTM 203.0.113.77、password: Abc99999"})
+    assert leak.status_code == 409 and leak.get_json()["error"]["code"] == "sensitive_data"
+    assert db.session.get(Case, world["case_id"]).environment == ""
+    tags = client.patch(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["desk"],
+                        json={"tags": ["srv01.kure.local"]})
+    assert tags.status_code == 409
+    fine = client.patch(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["desk"],
+                        json={"environment": "UTM [IPアドレス]"})
+    assert fine.status_code == 200
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.edit")) is not None
+
+
+def test_publishing_anonymously_flags_the_owner_name_in_the_text(client, world):
+    client.patch(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["desk"],
+                 json={"issue": "呉市役所本庁舎のファイルサーバ"})
+    response = publish(client, world, visibility="neighbours", anonymous=True)
+    assert response.status_code == 409
+    assert [f["kind"] for f in response.get_json()["error"]["findings"]] == ["owner"]
+    assert publish(client, world, visibility="neighbours").status_code == 200  # not anonymous: fine
+
+
+@pytest.mark.parametrize("payload", [{}, {"visibility": None}, {"visibility": []}, {"visibility": 5}])
+def test_consent_needs_a_visibility_string(client, world, payload):
+    response = client.post(f"/api/v1/cases/{world['case_id']}/consent", headers=world["headers"]["kure"], json=payload)
+    assert response.status_code == 422
+    assert db.session.get(Case, world["case_id"]).sharing_consent == "neighbours"
+
+
+def test_signed_in_pages_and_the_api_are_not_cached(client, world, login):
+    from app.models import User
+
+    assert client.get(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["kure"]).headers["Cache-Control"] == "no-store"
+    login(db.session.scalar(select(User).where(User.username == "kure")))
+    assert client.get(f"/cases/{world['case_id']}").headers["Cache-Control"] == "no-store"

@@ -161,9 +161,11 @@ def user_detail(user_id: int):
     assign_form = AssignForm(prefix="assign")
     assign_form.role.choices, assign_form.municipality.choices = _role_choices(), _municipality_choices()
     password_form = ResetPasswordForm(prefix="password")
-    if request.method == "GET":
+    if request.method == "GET" or not assign_form.submit.data:
         assign_form.role.data = user.role
         assign_form.municipality.data = str(user.municipality_id or "")
+    if request.method == "GET":
+        pass
     elif assign_form.submit.data and assign_form.validate_on_submit():
         try:
             accounts.assign(user, assign_form.role.data, _get_municipality(assign_form.municipality.data),

@@ -9,7 +9,7 @@ from app import policy
 from app.cases import bp
 from app.cases.forms import CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
 from app.extensions import db
-from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName
+from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName, Visibility
 from app.rendering import render_markdown
 from app.services import cases as case_service
 from app.services.errors import ServiceError
@@ -98,25 +98,29 @@ def edit(case_id: int):
 
 
 def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, error: str | None = None):
-    findings = case_service.sensitive_findings(case)
+    anonymous = bool(form.anonymous.data) if form.anonymous.data is not None else case.anonymous
+    findings = case_service.sensitive_findings(case, anonymous)
     by_field = {}
     for index, finding in enumerate(findings):
         finding["index"] = index
         by_field.setdefault(finding["field"], []).append(finding)
     return render_template(
         "cases/publish.html", case=case, form=form, mode=mode, findings=findings, by_field=by_field,
-        fields=[("title", "件名")] + list(CASE_TEXT_FIELDS), error=error,
+        fields=[("title", "件名")] + list(CASE_TEXT_FIELDS) + [("tags", "タグ")], error=error,
         kept={k: v for k, v in _keep_from_form().items()} if request.method == "POST" else {},
         mask_form=SimpleForm(formdata=None),
     ), status
 
 
 def _keep_from_form() -> dict[str, str]:
+    """Findings to keep: ticked, or with a reason typed (a reason alone means keep)."""
     kept = {}
     for key in request.form:
-        if key.startswith("keep_") and key[5:].isdigit():
-            index = key[5:]
-            kept[request.form.get(f"keep_text_{index}", "")] = request.form.get(f"keep_reason_{index}", "")
+        if key.startswith("keep_text_") and key[10:].isdigit():
+            index = key[10:]
+            reason = request.form.get(f"keep_reason_{index}", "")
+            if request.form.get(f"keep_{index}") or reason.strip():
+                kept[request.form.get(key, "")] = reason
     return kept
 
 
@@ -143,8 +147,10 @@ def _share(case_id: int, mode: str):
         abort(403)
     form = PublishForm()
     if request.method == "GET":
-        form.visibility.data = case.visibility if mode == "visibility" else case.sharing_consent
-        form.anonymous.data = case.anonymous
+        chosen = request.args.get("visibility")
+        form.visibility.data = chosen if chosen in {v.value for v in Visibility} else (
+            case.visibility if mode == "visibility" else Visibility.PRIVATE.value)
+        form.anonymous.data = request.args.get("anonymous") == "1" if chosen else case.anonymous
         return _sharing_page(case, form, mode)
     if not form.validate_on_submit():
         abort(400)
@@ -175,7 +181,9 @@ def mask(case_id: int):
         current_user, case, request.form.get("field", ""), int(position) if position.isdigit() else -1,
         request.form.get("text", "")), "伏せ字にしました。")
     mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
-    return redirect(url_for(f"cases.{mode}", case_id=case.id, _anchor="findings"))
+    chosen = request.form.get("visibility")
+    return redirect(url_for(f"cases.{mode}", case_id=case.id, _anchor="findings",
+                            **({"visibility": chosen, "anonymous": request.form.get("anonymous", "")} if chosen else {})))
 
 
 @bp.post("/cases/<int:case_id>/consent")

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -84,16 +86,21 @@ def find_municipality(value: str | None) -> Municipality | None:
     )
 
 
+USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
 def get_user(username: str) -> User | None:
-    return db.session.scalar(select(User).where(User.username == username))
+    """Usernames are stored in lower case; lookups fold the case (and full-width letters)."""
+    key = unicodedata.normalize("NFKC", username or "").strip().lower()
+    return db.session.scalar(select(User).where(User.username == key))
 
 
 def create_user(username: str, password: str, role: str, municipality: Municipality | None = None,
                 display_name: str = "", actor: User | None = None) -> User:
     errors: dict[str, str] = {}
-    username = (username or "").strip()
-    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        errors["username"] = "ユーザー名は空白を含まない64文字以内で入力してください。"
+    username = unicodedata.normalize("NFKC", username or "").strip().lower()
+    if not USERNAME.fullmatch(username):
+        errors["username"] = "ユーザー名は半角の英小文字・数字・「.」「_」「-」で、64文字以内にしてください。"
     elif get_user(username) is not None:
         raise Conflict(f"ユーザー名「{username}」はすでに使われています。")
     try:

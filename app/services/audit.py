@@ -22,6 +22,7 @@ ACTION_LABELS = {
     "group.remove": "グループからの削除",
     "category.add": "分類の追加",
     "case.publish": "事例の公開",
+    "case.edit": "事例の編集",
     "case.visibility": "公開範囲の変更",
     "case.consent": "共有への同意の変更",
     "case.archive": "事例のアーカイブ",

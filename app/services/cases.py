@@ -4,6 +4,7 @@ from __future__ import annotations
 from app import policy
 from app.extensions import db
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from app.models import Answer, Case, CaseHelpful, CaseState, Question, SensitiveName, User, Visibility, as_utc, utcnow
 from app.search.sync import queue_case
@@ -67,14 +68,28 @@ def update_case(user: User, case: Case, data: dict) -> Case:
         changes["tags"] = parse_tag_names(data["tags"], errors)
     if errors:
         raise ValidationFailed(errors)
+    if case.state == CaseState.PUBLISHED.value and case.visibility != Visibility.PRIVATE.value:
+        # A case already shared beyond its owner: an edit may not add details that must not travel.
+        values = {k: v for k, v in changes.items() if k in SHARED_FIELDS}
+        if "tags" in changes:
+            values["tags_names"] = changes["tags"]
+        before = {(f["field"], f["text"]) for f in sensitive_findings(case)}
+        added = [f for f in sensitive_findings(case, values=values) if (f["field"], f["text"]) not in before]
+        if added:
+            raise SensitiveDataFound(
+                f"公開中の事例に個別の情報が {len(added)} 件加わります。伏せてから保存してください: "
+                + "、".join(f"{f['label']}「{f['text']}」" for f in added), added)
     if "tags" in changes:
         changes["tags"] = tags_for(changes["tags"])
+    changed = [key for key, value in changes.items() if getattr(case, key) != value]
     for key, value in changes.items():
         setattr(case, key, value)
     case.updated_by = user
     case.updated_at = utcnow()
     db.session.flush()
     queue_case(case)
+    if changed:
+        audit.record(user, "case.edit", case, f"#{case.id} {case.title}: {', '.join(changed)}")
     return case
 
 
@@ -87,21 +102,36 @@ def personal_names() -> list[str]:
     return list(db.session.scalars(select(SensitiveName.name).order_by(SensitiveName.name)))
 
 
-def sensitive_findings(case: Case) -> list[dict]:
-    """Every sensitive detail in the case's fields, as {field, kind, label, text, position}."""
+def owner_names(case: Case, anonymous: bool) -> list[str]:
+    """What would give away an anonymous case's owner: its name and code."""
+    if not anonymous or case.municipality is None:
+        return []
+    return [case.municipality.name, case.municipality.code]
+
+
+def _field_texts(case: Case, values: dict | None = None) -> dict[str, str]:
+    values = values or {}
+    texts = {field: values.get(field, getattr(case, field)) or "" for field in SHARED_FIELDS}
+    texts["tags"] = "、".join(values.get("tags_names") or [t.name for t in case.tags])
+    return texts
+
+
+def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict | None = None) -> list[dict]:
+    """Every sensitive detail in the case's fields and tags, as {field, kind, label, text, position}."""
     names = personal_names()
+    owners = owner_names(case, case.anonymous if anonymous is None else anonymous)
     findings = []
-    for field in SHARED_FIELDS:
-        for finding in find_sensitive(getattr(case, field) or "", names):
+    for field, text in _field_texts(case, values).items():
+        for finding in find_sensitive(text, names, owners):
             findings.append({"field": field, "kind": finding.kind, "label": finding.label,
                              "text": finding.text, "position": finding.start, "end": finding.end})
     return findings
 
 
-def _clean_visibility(value, field: str = "visibility") -> str:
-    if value in (None, ""):
+def _clean_visibility(value, field: str = "visibility", required: bool = False) -> str:
+    if value in (None, "") and not required:
         return Visibility.PRIVATE.value
-    if value not in {v.value for v in Visibility}:
+    if not isinstance(value, str) or value not in {v.value for v in Visibility}:
         raise ValidationFailed({field: "公開範囲は private・neighbours・all のいずれかです。"})
     return value
 
@@ -131,7 +161,7 @@ def _apply_sharing(user: User, case: Case, visibility: str, anonymous, keep) -> 
             f"所有する市町の同意（{Visibility(case.sharing_consent).label}）より広くは公開できません。"
         )
     if visibility != Visibility.PRIVATE.value:
-        open_findings = [f for f in sensitive_findings(case) if f["text"] not in kept]
+        open_findings = [f for f in sensitive_findings(case, anonymous) if f["text"] not in kept]
         if open_findings:
             raise SensitiveDataFound(
                 f"個別の情報が {len(open_findings)} 件あります。伏せるか、理由を添えて残してください。", open_findings
@@ -142,7 +172,12 @@ def _apply_sharing(user: User, case: Case, visibility: str, anonymous, keep) -> 
 
 
 def _kept_summary(kept: dict[str, str]) -> str:
-    return "".join(f"／残した「{text}」: {reason}" for text, reason in kept.items())
+    """Kept findings for the audit log: the reason, and the text unless it is a secret."""
+    parts = []
+    for text, reason in kept.items():
+        shown = "（パスワード等のため記録しません）" if any(f.kind == "secret" for f in find_sensitive(text)) else f"「{text}」"
+        parts.append(f"／残した{shown}: {reason}")
+    return "".join(parts)
 
 
 def publish_case(user: User, case: Case, visibility: str | None = None, anonymous: bool = False,
@@ -192,7 +227,7 @@ def change_consent(user: User, case: Case, consent) -> Case:
     case at once (pages, API and search)."""
     if not policy.can_change_consent(user, case):
         raise Forbidden("この事例の共有への同意を変更できるのは、所有する市町の職員だけです。")
-    consent = _clean_visibility(consent)
+    consent = _clean_visibility(consent, required=True)
     before = case.sharing_consent
     case.sharing_consent = consent
     case.consent_changed_at = utcnow()
@@ -231,8 +266,11 @@ def mark_helpful(user: User, case: Case) -> int:
     exists = db.session.scalar(select(CaseHelpful.id).where(CaseHelpful.case_id == case.id,
                                                             CaseHelpful.user_id == user.id))
     if exists is None:
-        db.session.add(CaseHelpful(case_id=case.id, user_id=user.id))
-        db.session.flush()
+        try:
+            with db.session.begin_nested():  # two clicks at once: the second finds the first
+                db.session.add(CaseHelpful(case_id=case.id, user_id=user.id))
+        except IntegrityError:
+            pass
     return helpful_count(case)
 
 
@@ -247,7 +285,8 @@ def mask_finding(user: User, case: Case, field: str, position: int, text: str) -
     if field not in SHARED_FIELDS:
         raise ValidationFailed({"field": "項目が正しくありません。"})
     value = getattr(case, field) or ""
-    match = next((f for f in find_sensitive(value, personal_names()) if f.start == position and f.text == text), None)
+    match = next((f for f in find_sensitive(value, personal_names(), owner_names(case, True))
+                  if f.start == position and f.text == text), None)
     if match is None:
         raise Conflict("その箇所は変更されています。もう一度確認してください。")
     setattr(case, field, value[:match.start] + match.placeholder + value[match.end:])

@@ -1,6 +1,8 @@
 """Municipalities, their groups and the symmetric neighbour relation."""
 from __future__ import annotations
 
+import unicodedata
+
 from sqlalchemy import delete, or_, select
 
 from app.extensions import db
@@ -19,12 +21,13 @@ def check_digit(code5: str) -> int:
 
 
 def is_valid_code(code: str) -> bool:
-    return len(code) == 6 and code.isdigit() and check_digit(code[:5]) == int(code[5])
+    return len(code) == 6 and code.isascii() and code.isdigit() and check_digit(code[:5]) == int(code[5])
 
 
 def add_municipality(code: str, name: str, *, kind: str | None = None, prefecture: str = "広島県",
                      observer: bool = False, actor=None) -> Municipality:
-    code, name = (code or "").strip(), (name or "").strip()
+    code = unicodedata.normalize("NFKC", code or "").strip()
+    name = (name or "").strip()
     errors: dict[str, str] = {}
     if not is_valid_code(code):
         errors["code"] = f"団体コード「{code}」は検査数字つきの6桁ではありません。"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass
 
 PLACEHOLDERS = {
@@ -23,12 +24,14 @@ PLACEHOLDERS = {
     "secret": "[パスワード等]",
     "serial": "[シリアル番号]",
     "person": "[氏名]",
+    "owner": "[市町名]",
 }
 
 KIND_LABELS = {
     "ipv4": "IPv4アドレス", "ipv6": "IPv6アドレス", "mac": "MACアドレス", "url": "内部ホストのURL",
     "email": "メールアドレス", "hostname": "ホスト名・内部ドメイン名", "phone": "電話番号",
     "secret": "パスワード・鍵らしき文字列", "serial": "シリアル番号", "person": "個人名",
+    "owner": "所有する市町の名称（匿名で公開）",
 }
 
 INTERNAL_SUFFIXES = ("local", "lan", "internal", "intra", "corp", "home", "localdomain", "private", "ad", "lgwan")
@@ -44,8 +47,8 @@ _URL = re.compile(r"(?:https?|ftp|smb|file)://[^\s<>\"'）」]+|\\\\[A-Za-z0-9._
 _HOSTNAME = re.compile(r"(?<![0-9A-Za-z_@.-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z][A-Za-z0-9-]{1,30})(?![0-9A-Za-z_.-])")
 _PHONE = re.compile(r"(?<![\d-])(?:0\d{1,4}-\d{1,4}-\d{3,4}|\(0\d{1,4}\)\s?\d{1,4}-\d{4}|0[5789]0-?\d{4}-?\d{4}|0120-?\d{3}-?\d{3})(?![\d-])")
 _SECRET = re.compile(
-    r"(?i)(?:password|passwd|pwd|pass|パスワード|暗証番号|pin|secret|token|api[_ -]?key|共有キー|事前共有鍵|psk)"
-    r"\s*[:：=＝は]\s*([!-~]{4,})(?![!-~])"
+    r"(?i)(?:password|passwd|pwd|pass|pw|パスワード|パス|暗証番号|pin|secret|token|api[_ -]?key|共有キー|事前共有鍵|psk)"
+    r"\s*[:：=＝は]\s*[「『\"']?([!-~]{4,}?)[」』\"']?(?![!-~])"
 )
 _KEY = re.compile(r"(?<![A-Za-z0-9+/=_-])(?=[A-Za-z0-9+/_-]*\d)(?=[A-Za-z0-9+/_-]*[A-Za-z])[A-Za-z0-9+/_-]{32,}={0,2}(?![A-Za-z0-9+/=_-])")
 _SERIAL = re.compile(r"(?i)(?:s/n|serial(?:\s*no\.?)?|シリアル(?:番号|No\.?)?|製造番号)\s*[:：]?\s*([A-Z0-9][A-Z0-9-]{5,})")
@@ -71,18 +74,39 @@ class Finding:
 
 
 def _is_internal_host(name: str) -> bool:
+    """Internal domains, and named hosts of local-government (LGWAN / .lg.jp) domains."""
     labels = name.lower().rstrip(".").split(".")
-    return len(labels) >= 2 and labels[-1] in INTERNAL_SUFFIXES
+    if len(labels) >= 2 and labels[-1] in INTERNAL_SUFFIXES:
+        return True
+    return len(labels) >= 4 and labels[-2:] == ["lg", "jp"]
 
 
-def find_sensitive(text: str, personal_names: list[str] | tuple[str, ...] = ()) -> list[Finding]:
-    """Every sensitive detail in ``text``, in order, without overlaps (the longer finding wins)."""
+def _width_folded(text: str) -> tuple[str, list[int]]:
+    """NFKC per character (full-width ＩＰ and digits become ASCII), with each folded character's
+    position in ``text`` so findings point at what the user typed."""
+    out: list[str] = []
+    positions: list[int] = []
+    for index, char in enumerate(text):
+        folded = unicodedata.normalize("NFKC", char) if ord(char) > 0x7F else char
+        out.append(folded)
+        positions.extend([index] * len(folded))
+    positions.append(len(text))
+    return "".join(out), positions
+
+
+def find_sensitive(text: str, personal_names: list[str] | tuple[str, ...] = (),
+                   owner_names: list[str] | tuple[str, ...] = ()) -> list[Finding]:
+    """Every sensitive detail in ``text``, in order, without overlaps (the longer finding wins).
+    ``owner_names`` (the owning municipality, when a case is published anonymously) are findings too."""
     if not text:
         return []
+    original = text
+    text, positions = _width_folded(original)
     found: list[Finding] = []
 
     def add(kind: str, start: int, end: int) -> None:
-        found.append(Finding(kind, text[start:end], start, end))
+        o_start, o_end = positions[start], positions[end] if end < len(positions) else len(original)
+        found.append(Finding(kind, original[o_start:o_end], o_start, o_end))
 
     for m in _URL.finditer(text):
         host = re.sub(r"^[a-z]+://|^\\\\", "", m.group(), flags=re.I).split("/")[0].split("\\")[0].split(":")[0]
@@ -118,14 +142,15 @@ def find_sensitive(text: str, personal_names: list[str] | tuple[str, ...] = ()) 
         add("secret", m.start(), m.end())
     for m in _SERIAL.finditer(text):
         add("serial", m.start(1), m.end(1))
-    for name in personal_names:
-        name = name.strip()
-        if len(name) < 2:
-            continue
-        start = text.find(name)
-        while start != -1:
-            add("person", start, start + len(name))
-            start = text.find(name, start + len(name))
+    for kind, names in (("person", personal_names), ("owner", owner_names)):
+        for name in names:
+            name = unicodedata.normalize("NFKC", name.strip())
+            if len(name) < 2:
+                continue
+            start = text.find(name)
+            while start != -1:
+                add(kind, start, start + len(name))
+                start = text.find(name, start + len(name))
 
     found.sort(key=lambda f: (f.start, -(f.end - f.start)))
     kept: list[Finding] = []

@@ -1,9 +1,9 @@
 """Login throttling per account and per address, with growing delays.
 
 Attempts are rows in the database (``login_attempts``), so every server process sees the same
-counts. After ``LOGIN_FREE_FAILURES`` failures in ``LOGIN_WINDOW_MINUTES`` (for the account since its
-last success, or from the address), each further attempt must wait 30 s, then 1, 2, 4 … minutes,
-at most an hour, counted from the last failure.
+counts. After ``LOGIN_FREE_FAILURES`` failures in ``LOGIN_WINDOW_MINUTES`` for an account (since its
+last success), or ``LOGIN_FREE_FAILURES_PER_ADDRESS`` from one address, each further attempt must wait
+30 s, then 1, 2, 4 … minutes, at most an hour, counted from the last failure.
 """
 from __future__ import annotations
 
@@ -40,8 +40,9 @@ def seconds_to_wait(username: str, address: str) -> int:
         select(func.count()).select_from(LoginAttempt).where(
             LoginAttempt.address == address, LoginAttempt.succeeded.is_(False), LoginAttempt.created_at > since)
     )
-    failures = max(account_failures, address_failures)
-    excess = failures - cfg["LOGIN_FREE_FAILURES"]
+    # An address alone gets many more tries: behind one proxy or NAT a whole town hall shares it.
+    excess = max(account_failures - cfg["LOGIN_FREE_FAILURES"],
+                 address_failures - cfg["LOGIN_FREE_FAILURES_PER_ADDRESS"])
     if excess < 0:
         return 0
     delay = min(MAX_DELAY_SECONDS, 30 * 2 ** excess)
