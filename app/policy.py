@@ -221,6 +221,10 @@ def can_archive_case(user: User | None, case: Case) -> bool:
     return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value
 
 
+def can_restore_case(user: User | None, case: Case) -> bool:
+    return is_helpdesk(user) and case.state == CaseState.ARCHIVED.value
+
+
 def can_mark_helpful(user: User | None, case: Case) -> bool:
     """Readers of other municipalities say a case helped them (the owner's own marks would not say much)."""
     return (

@@ -54,6 +54,7 @@ def expected(role, rel, visibility, state, anonymous):
         "change_visibility": role == "helpdesk" and state == "published",
         "change_consent": role == "municipal" and rel == "same" and state != "archived",
         "archive": role == "helpdesk" and state != "archived",
+        "restore": role == "helpdesk" and state == "archived",
         "helpful": view and state == "published" and role in ("municipal", "viewer") and rel != "same",
         "export": role in ("helpdesk", "admin"),
     }
@@ -130,6 +131,7 @@ def test_every_case_action_matches_the_rules(world, role, rel):
                 "change_visibility": policy.can_change_visibility(user, case),
                 "change_consent": policy.can_change_consent(user, case),
                 "archive": policy.can_archive_case(user, case),
+                "restore": policy.can_restore_case(user, case),
                 "helpful": policy.can_mark_helpful(user, case),
                 "export": policy.can_export_cases(user),
             }

@@ -238,3 +238,16 @@ def test_signed_in_pages_and_the_api_are_not_cached(client, world, login):
     assert client.get(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["kure"]).headers["Cache-Control"] == "no-store"
     login(db.session.scalar(select(User).where(User.username == "kure")))
     assert client.get(f"/cases/{world['case_id']}").headers["Cache-Control"] == "no-store"
+
+
+def test_archiving_records_a_reason_and_a_case_can_be_brought_back(client, world, login):
+    from app.models import User
+
+    published_to_neighbours(client, world)
+    login(db.session.scalar(select(User).where(User.username == "desk")))
+    client.post(f"/cases/{world['case_id']}/archive", data={"reason": "IPアドレスを含んだまま共有"})
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.archive"))
+    assert "IPアドレスを含んだまま共有" in event.summary
+    client.post(f"/cases/{world['case_id']}/restore")
+    assert db.session.get(Case, world["case_id"]).state == "draft"
+    assert client.get(f"/api/v1/cases/{world['case_id']}", headers=world["headers"]["neighbour"]).status_code == 404

@@ -30,6 +30,7 @@ class UserForm(FlaskForm):
 class AssignForm(FlaskForm):
     role = SelectField("役割", validate_choice=False)
     municipality = SelectField("所属する市町", validate_choice=False)
+    display_name = StringField("表示名")
     submit = SubmitField("変更する")
 
 

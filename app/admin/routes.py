@@ -164,12 +164,13 @@ def user_detail(user_id: int):
     if request.method == "GET" or not assign_form.submit.data:
         assign_form.role.data = user.role
         assign_form.municipality.data = str(user.municipality_id or "")
+        assign_form.display_name.data = user.display_name
     if request.method == "GET":
         pass
     elif assign_form.submit.data and assign_form.validate_on_submit():
         try:
             accounts.assign(user, assign_form.role.data, _get_municipality(assign_form.municipality.data),
-                            actor=current_user)
+                            actor=current_user, display_name=assign_form.display_name.data)
         except ServiceError as error:
             db.session.rollback()
             apply_service_error(assign_form, error)

@@ -35,6 +35,11 @@ class SimpleForm(FlaskForm):
     submit = SubmitField("送信")
 
 
+class ArchiveForm(FlaskForm):
+    reason = StringField("理由（例: 個別の情報を含んだまま共有していた）")
+    submit = SubmitField("アーカイブする")
+
+
 class NameForm(FlaskForm):
     name = StringField("氏名")
     submit = SubmitField("追加")

@@ -7,10 +7,11 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.cases import bp
-from app.cases.forms import CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
+from app.cases.forms import ArchiveForm, CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
 from app.extensions import db
 from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName, Visibility
 from app.rendering import render_markdown
+from app.services import audit
 from app.services import cases as case_service
 from app.services.errors import ServiceError
 from app.web import apply_service_error, category_choices, commit_or_flash, int_arg, role_required
@@ -56,7 +57,8 @@ def show(case_id: int):
     consent_form.consent.data = case.sharing_consent
     return render_template(
         "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form,
-        simple_form=SimpleForm(formdata=None), helpful_count=case_service.helpful_count(case),
+        simple_form=SimpleForm(formdata=None), archive_form=ArchiveForm(formdata=None),
+        helpful_count=case_service.helpful_count(case),
         already_helpful=case_service.has_marked_helpful(current_user, case),
     )
 
@@ -202,10 +204,21 @@ def consent(case_id: int):
 @login_required
 def archive(case_id: int):
     case = _visible_case_or_404(case_id)
+    form = ArchiveForm()
+    if not form.validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: case_service.archive_case(current_user, case, form.reason.data or ""),
+                    "事例をアーカイブしました。ヘルプデスク以外からは見えなくなり、検索からも外れます。")
+    return redirect(url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/restore")
+@login_required
+def restore(case_id: int):
+    case = _visible_case_or_404(case_id)
     if not SimpleForm().validate_on_submit():
         abort(400)
-    commit_or_flash(lambda: case_service.archive_case(current_user, case),
-                    "事例をアーカイブしました。ヘルプデスク以外からは見えなくなり、検索からも外れます。")
+    commit_or_flash(lambda: case_service.restore_case(current_user, case), "事例を下書きに戻しました。")
     return redirect(url_for("cases.show", case_id=case.id))
 
 
@@ -238,6 +251,7 @@ def sensitive_names():
             form.name.errors = [f"「{name}」はすでに登録されています。"]
         else:
             db.session.add(SensitiveName(name=name))
+            audit.record(current_user, "name.add", None, name)
             db.session.commit()
             flash(f"「{name}」を登録しました。", "success")
             return redirect(url_for("cases.sensitive_names"))
@@ -251,6 +265,7 @@ def delete_sensitive_name(name_id: int):
     if not SimpleForm().validate_on_submit():
         abort(400)
     row = db.session.get(SensitiveName, name_id) or abort(404)
+    audit.record(current_user, "name.delete", None, row.name)
     db.session.delete(row)
     db.session.commit()
     flash("削除しました。", "success")

@@ -59,7 +59,7 @@ def synonyms():
     form = SynonymForm()
     if form.validate_on_submit():
         try:
-            group = synonym_service.add_group(form.terms.data)
+            group = synonym_service.add_group(form.terms.data, actor=current_user)
         except ServiceError as error:
             db.session.rollback()
             apply_service_error(form, error)
@@ -77,5 +77,6 @@ def delete_synonym(group_id: int):
     if not DeleteForm().validate_on_submit():
         abort(400)
     group = db.session.get(SearchSynonym, group_id) or abort(404)
-    commit_or_flash(lambda: synonym_service.delete_group(group), "同義語を削除しました。", error_status_aborts=())
+    commit_or_flash(lambda: synonym_service.delete_group(group, actor=current_user), "同義語を削除しました。",
+                    error_status_aborts=())
     return redirect(url_for("library.synonyms"))

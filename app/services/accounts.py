@@ -162,7 +162,8 @@ def change_password(user: User, current: str, new: str, confirm: str) -> None:
     audit.record(user, "user.password", user, user.username)
 
 
-def assign(user: User, role: str, municipality: Municipality | None, actor: User | None = None) -> None:
+def assign(user: User, role: str, municipality: Municipality | None, actor: User | None = None,
+           display_name: str | None = None) -> None:
     """Change a user's role and municipality (the April staff rotation); access follows at once,
     because every request reads the user's role and municipality afresh."""
     errors: dict[str, str] = {}
@@ -174,8 +175,13 @@ def assign(user: User, role: str, municipality: Municipality | None, actor: User
         errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
     if role_enum is Role.MUNICIPAL and municipality is not None and municipality.is_observer:
         errors["municipality"] = "オブザーバー団体の職員は閲覧者（viewer）にしてください。"
+    if display_name is not None and len(display_name.strip()) > 100:
+        errors["display_name"] = "表示名は100文字以内にしてください。"
     if errors:
         raise ValidationFailed(errors)
+    if display_name is not None and display_name.strip() != user.display_name:
+        audit.record(actor, "user.assign", user, f"{user.username}: 表示名「{user.display_name}」→「{display_name.strip()}」")
+        user.display_name = display_name.strip()
     before = f"{user.role}/{user.municipality.name if user.municipality else '-'}"
     user.role = role_enum.value
     user.municipality = municipality if role_enum in ROLES_WITH_MUNICIPALITY else None

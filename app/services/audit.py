@@ -26,6 +26,11 @@ ACTION_LABELS = {
     "case.visibility": "公開範囲の変更",
     "case.consent": "共有への同意の変更",
     "case.archive": "事例のアーカイブ",
+    "case.restore": "アーカイブからの復元",
+    "synonym.add": "同義語の追加",
+    "synonym.delete": "同義語の削除",
+    "name.add": "チェックする氏名の追加",
+    "name.delete": "チェックする氏名の削除",
     "case.import": "事例の取り込み",
     "case.export": "事例の書き出し",
 }

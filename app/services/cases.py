@@ -243,7 +243,7 @@ def change_consent(user: User, case: Case, consent) -> Case:
     return case
 
 
-def archive_case(user: User, case: Case) -> Case:
+def archive_case(user: User, case: Case, reason: str = "") -> Case:
     """Withdraw a case (for example one shared by mistake): gone for every reader but the help
     desk, and from the index."""
     if not policy.can_archive_case(user, case):
@@ -255,7 +255,20 @@ def archive_case(user: User, case: Case) -> Case:
     case.updated_by = user
     db.session.flush()
     queue_case(case)
-    audit.record(user, "case.archive", case, f"#{case.id} {case.title}")
+    audit.record(user, "case.archive", case, f"#{case.id} {case.title}" + (f"／理由: {reason.strip()}" if reason.strip() else ""))
+    return case
+
+
+def restore_case(user: User, case: Case) -> Case:
+    """Bring an archived case back as a draft (the help desk reviews and publishes it again)."""
+    if not policy.can_restore_case(user, case):
+        raise Forbidden("この事例を戻すことはできません。")
+    case.state = CaseState.DRAFT.value
+    case.updated_at = utcnow()
+    case.updated_by = user
+    db.session.flush()
+    queue_case(case)
+    audit.record(user, "case.restore", case, f"#{case.id} {case.title}")
     return case
 
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import SearchSynonym
 from app.search.analysis import normalise
+from app.services import audit
 from app.services.errors import Forbidden, ValidationFailed
 
 
@@ -20,7 +21,7 @@ def parse_group(text: str) -> str:
     return "=".join(terms)
 
 
-def add_group(text: str) -> SearchSynonym:
+def add_group(text: str, actor=None) -> SearchSynonym:
     terms = parse_group(text)
     if terms.count("=") < 1:
         raise ValidationFailed({"terms": "2語以上を「=」で区切って入力してください（例: UTM=統合脅威管理）。"})
@@ -37,11 +38,13 @@ def add_group(text: str) -> SearchSynonym:
     group = SearchSynonym(terms=terms, source="helpdesk")
     db.session.add(group)
     db.session.flush()
+    audit.record(actor, "synonym.add", group, terms)
     return group
 
 
-def delete_group(group: SearchSynonym) -> None:
+def delete_group(group: SearchSynonym, actor=None) -> None:
     if group.source != "helpdesk":
         raise Forbidden("content/ から読み込んだ同義語は、content/search/synonyms.txt で変更してください。")
+    audit.record(actor, "synonym.delete", group, group.terms)
     db.session.delete(group)
     db.session.flush()
