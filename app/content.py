@@ -90,7 +90,7 @@ def load_reference(content_dir: Path, report: LoadReport | None = None) -> LoadR
         for group in wanted:
             if group not in m.groups:
                 m.groups.append(group)
-                report.count("updated", "group members")
+                report.count("created", "group members")
 
     for row in _read_tsv(content_dir / "municipalities.tsv"):
         municipality(row, "広島県", False)
