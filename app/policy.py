@@ -101,8 +101,6 @@ def can_close(user: User | None, question: Question) -> bool:
     return can_resolve(user, question)
 
 
-def can_view_thread_authors(user: User | None, question: Question) -> bool:
-    return can_view_question(user, question)
 
 
 # --- cases ------------------------------------------------------------------------------------
@@ -194,9 +192,6 @@ def visible_cases_clause(user: User | None) -> ColumnElement[bool]:
     return scope_clause(case_scope(user))
 
 
-def is_case_owner_member(user: User | None, case: Case) -> bool:
-    """Staff or viewers of the municipality that owns the case."""
-    return _member_of(user, case.municipality_id)
 
 
 def can_edit_case(user: User | None, case: Case) -> bool:
@@ -262,6 +257,3 @@ def get_visible_question(user: User | None, question_id: int) -> Question | None
 def get_visible_case(user: User | None, case_id: int) -> Case | None:
     return db.session.scalar(select(Case).where(Case.id == case_id, visible_cases_clause(user)))
 
-
-def any_of(*clauses: ColumnElement[bool]) -> ColumnElement[bool]:
-    return or_(*clauses)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import policy
 from app.extensions import db
-from app.models import Case, CaseState, Visibility, QuestionStatus, Role, SharingConsent, as_utc
+from app.models import Case, CaseState, QuestionStatus, Role, Visibility, as_utc
 from app.rendering import render_markdown
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -62,7 +62,6 @@ def register_template_helpers(app: Flask) -> None:
         policy=policy,
         QuestionStatus=QuestionStatus,
         CaseState=CaseState,
-        SharingConsent=SharingConsent,
         Role=Role,
         page_url=page_url,
         question_case=question_case,

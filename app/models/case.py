@@ -10,24 +10,9 @@ from app.extensions import db
 from app.models.base import utcnow
 from app.models.municipality import Municipality
 from app.models.question import Question
+from app.models.sharing import Visibility
 from app.models.taxonomy import Category, Tag, case_tags
 from app.models.user import User
-
-
-class Visibility(str, enum.Enum):
-    """How far a published case is shared (never wider than the owner's consent)."""
-
-    PRIVATE = "private"
-    NEIGHBOURS = "neighbours"
-    ALL = "all"
-
-    @property
-    def label(self) -> str:
-        return {"private": "自団体と県のみ", "neighbours": "近隣・グループの市町", "all": "全市町"}[self.value]
-
-    @property
-    def width(self) -> int:
-        return {"private": 0, "neighbours": 1, "all": 2}[self.value]
 
 
 class CaseState(str, enum.Enum):

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.base import utcnow
 from app.models.municipality import Municipality
+from app.models.sharing import Visibility
 from app.models.taxonomy import Category, Tag, question_tags
 from app.models.user import User
 
@@ -24,18 +25,6 @@ class QuestionStatus(str, enum.Enum):
         return {"open": "受付中", "answered": "回答済み", "resolved": "解決済み", "closed": "終了（未解決）"}[self.value]
 
 
-class SharingConsent(str, enum.Enum):
-    """How far the asking municipality agrees its case may be shared."""
-
-    PRIVATE = "private"
-    NEIGHBOURS = "neighbours"
-    ALL = "all"
-
-    @property
-    def label(self) -> str:
-        return {"private": "共有しない（自団体と県のみ）", "neighbours": "近隣・グループの市町まで", "all": "全市町"}[self.value]
-
-
 class Question(db.Model):
     __tablename__ = "questions"
 
@@ -46,7 +35,7 @@ class Question(db.Model):
     asker_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
     municipality_id: Mapped[int] = mapped_column(ForeignKey("municipalities.id", ondelete="RESTRICT"), index=True)
     status: Mapped[str] = mapped_column(String(20), default=QuestionStatus.OPEN.value, index=True)
-    sharing_consent: Mapped[str] = mapped_column(String(20), default=SharingConsent.PRIVATE.value)
+    sharing_consent: Mapped[str] = mapped_column(String(20), default=Visibility.PRIVATE.value)
     resolved_answer_id: Mapped[int | None] = mapped_column(
         ForeignKey("answers.id", ondelete="SET NULL", use_alter=True)
     )
@@ -69,12 +58,8 @@ class Question(db.Model):
     resolved_answer: Mapped[Answer | None] = relationship(foreign_keys=[resolved_answer_id], post_update=True)
 
     @property
-    def status_enum(self) -> QuestionStatus:
-        return QuestionStatus(self.status)
-
-    @property
-    def consent_enum(self) -> SharingConsent:
-        return SharingConsent(self.sharing_consent)
+    def consent_enum(self) -> Visibility:
+        return Visibility(self.sharing_consent)
 
 
 class Answer(db.Model):

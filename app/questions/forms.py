@@ -3,7 +3,7 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from app.models import SharingConsent
+from app.models import Visibility
 
 
 class QuestionForm(FlaskForm):
@@ -13,8 +13,8 @@ class QuestionForm(FlaskForm):
     body = TextAreaField("相談内容（Markdown）")
     sharing_consent = RadioField(
         "解決後の事例の共有",
-        choices=[SelectChoice(c.value, c.label) for c in SharingConsent],
-        default=SharingConsent.PRIVATE.value,
+        choices=[SelectChoice(c.value, c.consent_label) for c in Visibility],
+        default=Visibility.PRIVATE.value,
         validate_choice=False,
     )
     preview = SubmitField("プレビュー")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.extensions import db
-from app.models import Category, Municipality, Question, QuestionStatus, as_utc
+from app.models import Category, Comment, Municipality, Question, QuestionStatus, as_utc
 from app.questions import bp
 from app.questions.forms import AnswerForm, CloseForm, CommentForm, QuestionForm, ResolveForm
 from app.rendering import render_markdown
@@ -18,7 +18,8 @@ from app.web import apply_service_error, category_choices, int_arg, role_require
 
 _LIST_LOADS = (
     selectinload(Question.tags), selectinload(Question.category), selectinload(Question.municipality),
-    selectinload(Question.asker), selectinload(Question.answers), selectinload(Question.comments),
+    selectinload(Question.asker), selectinload(Question.answers),
+    selectinload(Question.comments).selectinload(Comment.author),
 )
 
 

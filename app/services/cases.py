@@ -11,7 +11,9 @@ from app.search.sync import queue_case
 from app.services import audit
 from app.services.errors import Conflict, ConsentRequired, Forbidden, SensitiveDataFound, ValidationFailed
 from app.services.sensitive import find_sensitive
-from app.services.validation import clean_body, clean_category, clean_title, parse_tag_names, tags_for
+from app.services.validation import (
+    clean_body, clean_category, clean_consent, clean_title, parse_tag_names, tags_for,
+)
 
 EDITABLE_TEXT = {"issue": "症状・質問", "environment": "環境", "cause": "原因", "resolution": "対応"}
 
@@ -129,10 +131,10 @@ def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict |
 
 
 def _clean_visibility(value, field: str = "visibility", required: bool = False) -> str:
-    if value in (None, "") and not required:
-        return Visibility.PRIVATE.value
-    if not isinstance(value, str) or value not in {v.value for v in Visibility}:
-        raise ValidationFailed({field: "公開範囲は private・neighbours・all のいずれかです。"})
+    errors: dict[str, str] = {}
+    value = clean_consent(value, errors, field=field, required=required, label="公開範囲")
+    if errors:
+        raise ValidationFailed(errors)
     return value
 
 

@@ -69,9 +69,6 @@ class Finding:
     def placeholder(self) -> str:
         return PLACEHOLDERS[self.kind]
 
-    def as_dict(self) -> dict:
-        return {"kind": self.kind, "label": self.label, "text": self.text, "start": self.start, "end": self.end}
-
 
 def _is_internal_host(name: str) -> bool:
     """Internal domains, and named hosts of local-government (LGWAN / .lg.jp) domains."""

@@ -8,7 +8,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Category, SharingConsent, Tag
+from app.models import Category, Tag, Visibility
 
 TAG_SEPARATORS = re.compile(r"[,、，]")
 MAX_TAGS = 10
@@ -103,11 +103,12 @@ def tags_for(names: list[str]) -> list[Tag]:
     return tags
 
 
-def clean_consent(value, errors: dict[str, str], field: str = "sharing_consent") -> str:
-    if value is None or value == "":
-        return SharingConsent.PRIVATE.value
-    allowed = [c.value for c in SharingConsent]
-    if value not in allowed:
-        errors[field] = "共有の同意は private・neighbours・all のいずれかです。"
-        return SharingConsent.PRIVATE.value
+def clean_consent(value, errors: dict[str, str], field: str = "sharing_consent", required: bool = False,
+                  label: str = "共有の同意") -> str:
+    """A value of the sharing scale (consent or visibility); empty means private unless required."""
+    if value in (None, "") and not required:
+        return Visibility.PRIVATE.value
+    if not isinstance(value, str) or value not in {v.value for v in Visibility}:
+        errors[field] = f"{label}は private・neighbours・all のいずれかです。"
+        return Visibility.PRIVATE.value
     return value
