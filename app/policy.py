@@ -7,8 +7,10 @@ suite checks them against each other.
 
 Who sees a case (``CaseScope``): the help desk and administrators see every case; the owning
 municipality's staff and viewers see its drafts and published cases; other municipalities see a
-published case when its visibility is ``all``, or ``neighbours`` and they are linked to the owner
-as neighbours or share a group with it. Archived cases are for the help desk only. The page
+published case when it is shared with ``all``, or with ``neighbours`` and they are linked to the
+owner as neighbours or share a group with it. A case is shared as far as the narrower of its
+visibility and its owner's consent (``Case.shared_visibility``), so a row that broke the rule
+``visibility <= consent`` would still leak nothing. Archived cases are for the help desk only. The page
 predicates, the SQL filter and the search filter are all derived from the same ``CaseScope``.
 """
 from __future__ import annotations
@@ -158,9 +160,10 @@ def scope_allows(scope: CaseScope, case: Case) -> bool:
         return True
     if case.state != CaseState.PUBLISHED.value:
         return False
-    if case.visibility == Visibility.ALL.value:
+    shared = case.shared_visibility  # never wider than the owner's consent, whatever the row says
+    if shared is Visibility.ALL:
         return scope.shared_with_all
-    if case.visibility == Visibility.NEIGHBOURS.value:
+    if shared is Visibility.NEIGHBOURS:
         return case.municipality_id in scope.neighbour_owners
     return False
 
@@ -170,11 +173,13 @@ def scope_clause(scope: CaseScope) -> ColumnElement[bool]:
         return true()
     if scope.nothing:
         return false()
+    # A case counts as shared as far as the narrower of its visibility and its owner's consent.
     shared = []
     if scope.shared_with_all:
-        shared.append(Case.visibility == Visibility.ALL.value)
+        shared.append(and_(Case.visibility == Visibility.ALL.value, Case.sharing_consent == Visibility.ALL.value))
     if scope.neighbour_owners:
-        shared.append(and_(Case.visibility == Visibility.NEIGHBOURS.value,
+        wide_enough = Visibility.at_least(Visibility.NEIGHBOURS.width)
+        shared.append(and_(Case.visibility.in_(wide_enough), Case.sharing_consent.in_(wide_enough),
                            Case.municipality_id.in_(sorted(scope.neighbour_owners))))
     clauses = []
     if scope.own is not None:
@@ -205,6 +210,11 @@ def can_publish_case(user: User | None, case: Case) -> bool:
 def can_change_visibility(user: User | None, case: Case) -> bool:
     """The help desk sets how far a published case is shared (within the owner's consent)."""
     return is_helpdesk(user) and case.state == CaseState.PUBLISHED.value
+
+
+def is_owner_staff(user: User | None, case: Case) -> bool:
+    """Municipal staff of the municipality that owns the case."""
+    return _staff_of(user, case.municipality_id)
 
 
 def can_change_consent(user: User | None, case: Case) -> bool:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,26 @@ def app(tmp_path: Path):
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url():
+    """A PostgreSQL server for the tests that run on both databases: ``TEST_POSTGRES_URL``, or a
+    throwaway cluster of the machine's PostgreSQL (skipped when there is neither)."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    from tests.pg_cluster import server_bin_dir, throwaway_cluster
+
+    if server_bin_dir() is None:
+        pytest.skip("no PostgreSQL here: set TEST_POSTGRES_URL or install postgresql")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed")
+    with throwaway_cluster() as base:
+        yield base
 
 
 @pytest.fixture

@@ -1,14 +1,11 @@
 """Migrations build exactly the schema the models describe, on SQLite and (if here) PostgreSQL."""
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import inspect
 
 from app import create_app
 from app.extensions import db
@@ -38,23 +35,9 @@ def test_sqlite_upgrade_matches_models_and_downgrades(tmp_path):
     assert_schema_matches_models(migrated_app(f"sqlite:///{tmp_path / 'm.db'}"))
 
 
-def _postgres_url() -> str | None:
-    url = os.environ.get("TEST_POSTGRES_URL")
-    if url:
-        return url
-    return None
+def test_postgres_upgrade_matches_models_and_downgrades(postgres_base_url):
+    from tests.pg_cluster import fresh_database
 
-
-@pytest.mark.skipif(_postgres_url() is None, reason="set TEST_POSTGRES_URL to run migrations on PostgreSQL")
-def test_postgres_upgrade_matches_models_and_downgrades():
-    base = _postgres_url()
-    name = f"helpdesk_test_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        assert_schema_matches_models(migrated_app(base.rsplit("/", 1)[0] + f"/{name}"))
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
+    with fresh_database(postgres_base_url) as url:
+        app = migrated_app(url)
+        assert_schema_matches_models(app)

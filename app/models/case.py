@@ -85,6 +85,12 @@ class Case(db.Model):
         return Visibility(self.sharing_consent)
 
     @property
+    def shared_visibility(self) -> Visibility:
+        """How far the case is actually shared: its visibility, never wider than the owner's
+        consent (the services keep the two in order; readers rely on this, not on that)."""
+        return Visibility.narrower(self.visibility_enum, self.consent_enum)
+
+    @property
     def state_enum(self) -> CaseState:
         return CaseState(self.state)
 

@@ -23,3 +23,12 @@ class Visibility(str, enum.Enum):
     @property
     def width(self) -> int:
         return {"private": 0, "neighbours": 1, "all": 2}[self.value]
+
+    @classmethod
+    def narrower(cls, a: "Visibility", b: "Visibility") -> "Visibility":
+        return a if a.width <= b.width else b
+
+    @classmethod
+    def at_least(cls, width: int) -> tuple[str, ...]:
+        """The values at least this wide (for SQL: ``visibility IN at_least(1)``)."""
+        return tuple(v.value for v in cls if v.width >= width)

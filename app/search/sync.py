@@ -82,7 +82,7 @@ def is_searchable(case: Case | None) -> bool:
 def signature(case: Case) -> str:
     """What the index must agree with the database on; compared by ``search check``."""
     stamp = as_utc(case.updated_at).isoformat() if case.updated_at else ""
-    return f"{stamp}|{case.visibility}|{case.anonymous}|{case.municipality_id or PREFECTURE}|{case.category.slug}"
+    return f"{stamp}|{case.shared_visibility.value}|{case.anonymous}|{case.municipality_id or PREFECTURE}|{case.category.slug}"
 
 
 def published_key(case: Case) -> int:
@@ -105,7 +105,7 @@ def case_document(case: Case) -> dict:
         "category": case.category.slug,
         "municipality": str(case.municipality_id) if case.municipality_id else PREFECTURE,
         "owner": ANONYMOUS if case.anonymous else (str(case.municipality_id) if case.municipality_id else PREFECTURE),
-        "visibility": case.visibility,
+        "visibility": case.shared_visibility.value,  # never wider than the consent
         "published": published_key(case),
         "signature": signature(case),
     }

@@ -10,6 +10,7 @@ from app.models import Answer, Case, CaseHelpful, CaseState, Question, Sensitive
 from app.search.sync import queue_case
 from app.services import audit
 from app.services.errors import Conflict, ConsentRequired, Forbidden, SensitiveDataFound, ValidationFailed
+from app.services.locking import lock_for_update
 from app.services.sensitive import find_sensitive
 from app.services.validation import (
     clean_body, clean_category, clean_consent, clean_title, parse_tag_names, tags_for,
@@ -54,6 +55,7 @@ def create_draft_from_question(user: User, question: Question, answer: Answer) -
 
 def update_case(user: User, case: Case, data: dict) -> Case:
     """Change the given fields (a partial update); unknown or absent keys are left alone."""
+    lock_for_update(case)  # how far it is shared decides what the edit may add
     if not policy.can_edit_case(user, case):
         raise Forbidden("この事例を編集することはできません。")
     errors: dict[str, str] = {}
@@ -70,7 +72,7 @@ def update_case(user: User, case: Case, data: dict) -> Case:
         changes["tags"] = parse_tag_names(data["tags"], errors)
     if errors:
         raise ValidationFailed(errors)
-    if case.state == CaseState.PUBLISHED.value and case.visibility != Visibility.PRIVATE.value:
+    if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE:
         # A case already shared beyond its owner: an edit may not add details that must not travel.
         values = {k: v for k, v in changes.items() if k in SHARED_FIELDS}
         if "tags" in changes:
@@ -98,6 +100,7 @@ def update_case(user: User, case: Case, data: dict) -> Case:
 # --- sharing ----------------------------------------------------------------------------------
 
 SHARED_FIELDS = ("title", "issue", "environment", "cause", "resolution")
+SHARED_FIELD_LABELS = {"title": "件名", **EDITABLE_TEXT, "tags": "タグ"}
 
 
 def personal_names() -> list[str]:
@@ -186,6 +189,7 @@ def publish_case(user: User, case: Case, visibility: str | None = None, anonymou
                  keep=None) -> Case:
     """Publish a draft: its visibility (default private) never wider than the owner's consent;
     beyond the owner, every sensitive detail must be masked or kept with a reason."""
+    lock_for_update(case)  # the consent and state decided on are the ones written against
     if case.state == CaseState.PUBLISHED.value and policy.is_helpdesk(user):
         raise Conflict("この事例はすでに公開されています。")
     if not policy.can_publish_case(user, case):
@@ -211,7 +215,10 @@ def publish_case(user: User, case: Case, visibility: str | None = None, anonymou
 
 
 def change_visibility(user: User, case: Case, visibility: str | None, anonymous: bool = False, keep=None) -> Case:
+    lock_for_update(case)
     if not policy.can_change_visibility(user, case):
+        if case.state != CaseState.PUBLISHED.value and policy.is_helpdesk(user):
+            raise Conflict("この事例は公開中ではないため、公開範囲を変更できません。")
         raise Forbidden("この事例の公開範囲を変更することはできません。")
     before = f"{case.visibility}{'・匿名' if case.anonymous else ''}"
     visibility, kept = _apply_sharing(user, case, visibility, anonymous, keep)
@@ -227,7 +234,10 @@ def change_visibility(user: User, case: Case, visibility: str | None, anonymous:
 def change_consent(user: User, case: Case, consent) -> Case:
     """The owner's staff change how far the case may be shared. Narrowing narrows a published
     case at once (pages, API and search)."""
+    lock_for_update(case)  # a publish deciding from the old consent waits, then sees this one
     if not policy.can_change_consent(user, case):
+        if case.state == CaseState.ARCHIVED.value and policy.is_owner_staff(user, case):
+            raise Conflict("この事例はアーカイブされているため、同意を変更できません。")
         raise Forbidden("この事例の共有への同意を変更できるのは、所有する市町の職員だけです。")
     consent = _clean_visibility(consent, required=True)
     before = case.sharing_consent
@@ -248,6 +258,7 @@ def change_consent(user: User, case: Case, consent) -> Case:
 def archive_case(user: User, case: Case, reason: str = "") -> Case:
     """Withdraw a case (for example one shared by mistake): gone for every reader but the help
     desk, and from the index."""
+    lock_for_update(case)
     if not policy.can_archive_case(user, case):
         if case.state == CaseState.ARCHIVED.value and policy.is_helpdesk(user):
             raise Conflict("この事例はすでにアーカイブされています。")
@@ -263,7 +274,10 @@ def archive_case(user: User, case: Case, reason: str = "") -> Case:
 
 def restore_case(user: User, case: Case) -> Case:
     """Bring an archived case back as a draft (the help desk reviews and publishes it again)."""
+    lock_for_update(case)
     if not policy.can_restore_case(user, case):
+        if case.state != CaseState.ARCHIVED.value and policy.is_helpdesk(user):
+            raise Conflict("この事例はアーカイブされていません。")
         raise Forbidden("この事例を戻すことはできません。")
     case.state = CaseState.DRAFT.value
     case.updated_at = utcnow()
@@ -294,7 +308,9 @@ def helpful_count(case: Case) -> int:
 
 
 def mask_finding(user: User, case: Case, field: str, position: int, text: str) -> Case:
-    """Replace one finding with its placeholder (one click on the review page)."""
+    """Replace one finding with its placeholder (one click on the review page); audited with the
+    field and the kind of detail, never the masked text."""
+    lock_for_update(case)
     if not policy.can_edit_case(user, case):
         raise Forbidden("この事例を編集することはできません。")
     if field not in SHARED_FIELDS:
@@ -309,6 +325,8 @@ def mask_finding(user: User, case: Case, field: str, position: int, text: str) -
     case.updated_by = user
     db.session.flush()
     queue_case(case)
+    audit.record(user, "case.mask", case,
+                 f"#{case.id} {SHARED_FIELD_LABELS.get(field, field)}: {match.label}を伏せ字にしました")
     return case
 
 
