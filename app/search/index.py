@@ -106,9 +106,9 @@ def _numeric_column(column, doccount: int) -> np.ndarray:
 
 class ReaderCache:
     """What one reader (one index version) knows, as arrays over its document numbers, computed
-    once: postings and BM25 impacts of terms, masks of filter values, publication dates, case
-    ids. Keyed by terms and values only, never by user: the permission filter is applied to
-    these arrays on every search. Bounded in memory (oldest entries dropped first)."""
+    once: postings of terms, masks of filter values, publication dates, case ids, keyed by terms
+    and values only. Anything statistical (BM25 impacts) is computed in a ScopedView, over the
+    documents one permission scope allows. Bounded in memory (oldest entries dropped first)."""
 
     def __init__(self, searcher, limit_bytes: int = 256 * 1024 * 1024):
         self.searcher = searcher
@@ -202,19 +202,14 @@ class ReaderCache:
             return out
         return self.memo(("mask", fieldname, text), compute)
 
-    def impacts(self, fieldname: str, text: str) -> np.ndarray:
-        """BM25 of one term in one field, per document (0 where absent)."""
+    def scoped(self, key: tuple, allowed) -> ScopedView:
+        """The documents one reader may see (``allowed()``: a mask, or None for all), as a view whose
+        statistics are computed over those documents only."""
         def compute():
-            out = np.zeros(self.size, dtype=np.float32)
-            ids, tf = self.postings(fieldname, text)
-            if len(ids):
-                df = len(ids)
-                idf = math.log(self.size / (df + 1)) + 1
-                average = (self.reader.field_length(fieldname) / (self.size or 1)) or 1.0
-                norm = K1 * ((1 - B) + B * self.lengths(fieldname)[ids] / average)
-                out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
-            return out
-        return self.memo(("impacts", fieldname, text), compute)
+            mask = allowed()
+            live = self.live()
+            return ScopedView(self, key, live.copy() if mask is None else (mask & live))
+        return self.memo(("view", key), compute)
 
     def values(self, fieldname: str) -> list[str]:
         return [v.decode("utf-8") if isinstance(v, bytes) else v for v in self.reader.lexicon(fieldname)]
@@ -229,6 +224,56 @@ class ReaderCache:
             return _Codes(values, out)
         found = self.memo(("codes", fieldname), compute)
         return found.values, found.codes
+
+
+class ScopedView:
+    """What one reader's search may depend on: the documents of its permission scope and BM25
+    statistics (document frequencies, document count, average lengths) computed over those
+    documents alone. So whether a word is "known" (else its n-grams are used), every score, and
+    every threshold derived from them are the same whatever cases the reader may not see.
+
+    It offers the part of ReaderCache that queries use (``impacts``, ``memo``, ``size``); its memo
+    entries are keyed by the scope, so two scopes never share a statistic."""
+
+    def __init__(self, cache: ReaderCache, key: tuple, allowed: np.ndarray):
+        self.cache = cache
+        self.key = key
+        self.allowed = allowed
+        self.size = cache.size
+        self.count = int(np.count_nonzero(allowed))
+
+    @property
+    def nbytes(self) -> int:
+        return self.allowed.nbytes
+
+    def memo(self, key: tuple, compute):
+        return self.cache.memo(("scoped", self.key, *key), compute)
+
+    def average_length(self, fieldname: str) -> float:
+        def compute():
+            lengths = self.cache.lengths(fieldname)[self.allowed]
+            return _Scalar(float(lengths.astype(np.float64).mean()) if len(lengths) else 0.0)
+        return self.memo(("average", fieldname), compute).value or 1.0
+
+    def impacts(self, fieldname: str, text: str) -> np.ndarray:
+        """BM25 of one term in one field, per document of the scope (0 where absent or not allowed)."""
+        def compute():
+            out = np.zeros(self.size, dtype=np.float32)
+            ids, tf = self.cache.postings(fieldname, text)
+            keep = self.allowed[ids]
+            ids, tf = ids[keep], tf[keep]
+            if len(ids):
+                idf = math.log(self.count / (len(ids) + 1)) + 1
+                norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
+                out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
+            return out
+        return self.memo(("impacts", fieldname, text), compute)
+
+
+@dataclass
+class _Scalar:
+    value: float
+    nbytes: int = 8
 
 
 @dataclass

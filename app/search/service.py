@@ -103,26 +103,28 @@ def synonym_map() -> dict[str, list[str]]:
 # --- the permission filter --------------------------------------------------------------------
 
 def scope_mask(cache, scope: policy.CaseScope) -> np.ndarray | None:
-    """The documents a CaseScope allows (None: all). The index holds published cases only."""
+    """The documents a CaseScope allows (None: all). The index holds published cases only, and
+    its ``visibility`` is already the narrower of the case's visibility and its consent."""
     if scope.everything:
         return None
-
-    def compute():
-        allowed = np.zeros(cache.size, dtype=bool)
-        if scope.nothing:
-            return allowed
-        if scope.own is not None:
-            allowed |= cache.mask("municipality", str(scope.own))
-        if scope.shared_with_all:
-            allowed |= cache.mask("visibility", "all")
-        if scope.neighbour_owners:
-            owners = np.zeros(cache.size, dtype=bool)
-            for owner in scope.neighbour_owners:
-                owners |= cache.mask("municipality", str(owner))
-            allowed |= cache.mask("visibility", "neighbours") & owners
+    allowed = np.zeros(cache.size, dtype=bool)
+    if scope.nothing:
         return allowed
+    if scope.own is not None:
+        allowed |= cache.mask("municipality", str(scope.own))
+    if scope.shared_with_all:
+        allowed |= cache.mask("visibility", "all")
+    if scope.neighbour_owners:
+        owners = np.zeros(cache.size, dtype=bool)
+        for owner in scope.neighbour_owners:
+            owners |= cache.mask("municipality", str(owner))
+        allowed |= (cache.mask("visibility", "neighbours") | cache.mask("visibility", "all")) & owners
+    return allowed
 
-    return cache.memo(("scope", scope), compute)
+
+def reader_view(cache, scope: policy.CaseScope):
+    """The index as this scope's reader sees it: its documents and statistics over them only."""
+    return cache.scoped(("scope", scope), lambda: scope_mask(cache, scope))
 
 
 def _day_start(day: date) -> int:
@@ -165,21 +167,22 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
         except Exception:
             log.exception("retrying queued index work failed")
     _searcher, cache = current_index().reading()
+    view = reader_view(cache, scope)
     parsed = querying.parse(params.q, synonym_map())
     has_query = bool(params.q.strip())
-    if cache.size == 0 or (has_query and parsed.empty):
+    if view.count == 0 or (has_query and parsed.empty):
         if log_misses and parsed.words:
             _log_miss(params.q)
-        return empty  # an empty index, or only filler words (「について」)
+        return empty  # nothing this user may read is indexed, or only filler words (「について」)
 
-    # Which documents: the words (minimum match), phrases, the permission scope and filters.
-    candidates = querying.matching_mask(cache, parsed.words) if parsed.words else cache.live().copy()
+    # Which documents: the permission scope, the words (minimum match), phrases and filters.
+    # Every statistic (which words are known, BM25) comes from the view: the user's documents only.
+    candidates = view.allowed.copy()
+    if parsed.words:
+        candidates &= querying.matching_mask(view, parsed.words)
     for phrase in parsed.phrases:
         for word in querying.phrase_words(phrase):
-            candidates &= querying.word_impacts(cache, word) > 0
-    allowed = scope_mask(cache, scope)
-    if allowed is not None:
-        candidates &= allowed
+            candidates &= querying.word_impacts(view, word) > 0
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
     owner_field = "municipality" if scope.everything else "owner"
@@ -204,7 +207,7 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     elif params.sort == "newest" or not parsed.words:
         ids, scores = _newest(cache, candidates, wanted), {}
     else:
-        ids, scores = _ranked(cache, querying.scores_for(cache, parsed.words), candidates, wanted)
+        ids, scores = _ranked(cache, querying.scores_for(view, parsed.words), candidates, wanted)
     hits = _hits(user, ids[offset:wanted], scores, parsed.needles)
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
@@ -322,21 +325,21 @@ def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHi
     if scope.nothing or not text.strip():
         return []
     _searcher, cache = current_index().reading()
+    view = reader_view(cache, scope)
     parsed = querying.parse(text, synonym_map())
-    if not parsed.words or cache.size == 0:
+    if not parsed.words or view.count == 0:
         return []
-    matches = {id(w): int(np.count_nonzero(querying.word_impacts(cache, w))) for w in parsed.words}
+    # The rarest words among the cases this user may read (counts over anything else would let
+    # an invisible case change the panel).
+    matches = {id(w): int(np.count_nonzero(querying.word_impacts(view, w))) for w in parsed.words}
     chosen = sorted((w for w in parsed.words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
     if not chosen:
         return []
-    counts = sum((querying.word_impacts(cache, w) > 0).astype(np.int8) for w in chosen)
-    candidates = counts >= (2 if len(chosen) >= 3 else 1)
-    allowed = scope_mask(cache, scope)
-    if allowed is not None:
-        candidates &= allowed
+    counts = sum((querying.word_impacts(view, w) > 0).astype(np.int8) for w in chosen)
+    candidates = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed
     if not candidates.any():
         return []
-    ids, scores = _ranked(cache, querying.scores_for(cache, chosen), candidates, limit)
+    ids, scores = _ranked(cache, querying.scores_for(view, chosen), candidates, limit)
     if ids:  # only cases close to the best one: a weak match is noise while someone types
         best = scores[ids[0]]
         ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]
