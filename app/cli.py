@@ -89,10 +89,27 @@ def users_list():
 @users.command("disable")
 @click.argument("username")
 def users_disable(username):
+    """End every session of the user and revoke its API tokens for good."""
     user = _user_or_fail(username)
-    accounts.disable_user(user)
+    try:
+        accounts.disable_user(user)
+    except ServiceError as error:
+        _fail(_service_message(error))
     db.session.commit()
-    click.echo(f"ユーザー {username} を無効にしました（ログインと API トークンは使えなくなります）。")
+    click.echo(f"ユーザー {user.username} を無効にしました（ログイン・セッション・API トークンは使えなくなります）。")
+
+
+@users.command("enable")
+@click.argument("username")
+def users_enable(username):
+    """Allow logins again (API tokens revoked by the disable stay revoked: create new ones)."""
+    user = _user_or_fail(username)
+    try:
+        accounts.enable_user(user)
+    except ServiceError as error:
+        _fail(_service_message(error))
+    db.session.commit()
+    click.echo(f"ユーザー {user.username} を有効にしました。API トークンは tokens create で作り直してください。")
 
 
 @tokens.command("create")

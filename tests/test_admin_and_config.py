@@ -160,7 +160,7 @@ def test_admin_creates_moves_resets_and_disables_accounts_with_access_following_
     response = client.post(f"/admin/users/{user.id}", data={"password-password": "short", "password-submit": "1"})
     assert "10文字以上" in response.get_data(as_text=True)
     client.post(f"/admin/users/{user.id}", data={"password-password": "another-long-secret", "password-submit": "1"})
-    client.post(f"/admin/users/{user.id}/toggle")
+    client.post(f"/admin/users/{user.id}/toggle", data={"action": "disable"})
     db.session.refresh(user)
     assert not user.is_enabled
     assert client.get("/api/v1/questions", headers=headers).status_code == 401

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, PasswordField, SelectField, StringField, SubmitField
+from wtforms import BooleanField, HiddenField, PasswordField, SelectField, StringField, SubmitField
 
 
 class NeighbourForm(FlaskForm):
@@ -40,6 +40,7 @@ class ResetPasswordForm(FlaskForm):
 
 
 class ToggleForm(FlaskForm):
+    action = HiddenField()  # what the admin saw and chose: "disable" or "enable"
     submit = SubmitField("変更")
 
 

@@ -196,19 +196,18 @@ def user_detail(user_id: int):
 @role_required(policy.can_administer)
 def toggle_user(user_id: int):
     user = _user_or_404(user_id)
-    if not ToggleForm().validate_on_submit():
+    form = ToggleForm()
+    if not form.validate_on_submit() or form.action.data not in ("disable", "enable"):
         abort(400)
     if user.id == current_user.id:
         flash("自分のアカウントは無効にできません。", "error")
         return redirect(url_for("admin.user_detail", user_id=user.id))
-    if user.is_enabled:
-        accounts.disable_user(user, actor=current_user)
-        message = f"{user.username} を無効にしました（ログインと API トークンは使えなくなります）。"
+    if form.action.data == "disable":
+        commit_or_flash(lambda: accounts.disable_user(user, actor=current_user),
+                        f"{user.username} を無効にしました（ログインとすべてのセッション・API トークンは使えなくなります）。")
     else:
-        accounts.enable_user(user, actor=current_user)
-        message = f"{user.username} を有効にしました。"
-    db.session.commit()
-    flash(message, "success")
+        commit_or_flash(lambda: accounts.enable_user(user, actor=current_user),
+                        f"{user.username} を有効にしました（API トークンは作り直してください）。")
     return redirect(url_for("admin.user_detail", user_id=user.id))
 
 

@@ -86,6 +86,9 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    """Ends every session of the user: a copy of the cookie saved before reads nothing after."""
+    accounts.end_sessions(current_user)
+    db.session.commit()
     logout_user()
     session.clear()
     flash("ログアウトしました。", "success")

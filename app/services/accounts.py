@@ -17,9 +17,12 @@ from app.extensions import db
 from app.models import ROLES_WITH_MUNICIPALITY, ApiToken, Municipality, Role, User, utcnow
 from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
+from app.services.locking import lock_for_update
 
-# A fixed hash to verify against when the user does not exist, so timing does not reveal names.
+# A password to verify against when the user does not exist: one argon2 verification either way,
+# so the time a login takes does not tell whether the name exists.
 _DUMMY_PASSWORD = "not-a-real-password"
+_dummy_hashes: dict[tuple[int, int, int], str] = {}
 
 
 def _hasher() -> PasswordHasher:
@@ -33,6 +36,15 @@ def _hasher() -> PasswordHasher:
 
 def hash_password(password: str) -> str:
     return _hasher().hash(password)
+
+
+def _dummy_hash() -> str:
+    """A hash with this configuration's parameters, made once per process."""
+    cfg = current_app.config
+    key = (cfg["ARGON2_TIME_COST"], cfg["ARGON2_MEMORY_COST"], cfg["ARGON2_PARALLELISM"])
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = hash_password(_DUMMY_PASSWORD)
+    return _dummy_hashes[key]
 
 
 def verify_password(password_hash: str, password: str) -> bool:
@@ -89,16 +101,22 @@ def find_municipality(value: str | None) -> Municipality | None:
 USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 
 
+def normalise_username(username) -> str:
+    """The one form of a user name that is stored and compared everywhere (login, throttling,
+    creation, administration): NFKC (ｋｕｒｅ１ → kure1), case folded, trimmed."""
+    if not isinstance(username, str):
+        return ""
+    return unicodedata.normalize("NFKC", username).casefold().strip()
+
+
 def get_user(username: str) -> User | None:
-    """Usernames are stored in lower case; lookups fold the case (and full-width letters)."""
-    key = unicodedata.normalize("NFKC", username or "").strip().lower()
-    return db.session.scalar(select(User).where(User.username == key))
+    return db.session.scalar(select(User).where(User.username == normalise_username(username)))
 
 
 def create_user(username: str, password: str, role: str, municipality: Municipality | None = None,
                 display_name: str = "", actor: User | None = None) -> User:
     errors: dict[str, str] = {}
-    username = unicodedata.normalize("NFKC", username or "").strip().lower()
+    username = normalise_username(username)
     if not USERNAME.fullmatch(username):
         errors["username"] = "ユーザー名は半角の英小文字・数字・「.」「_」「-」で、64文字以内にしてください。"
     elif get_user(username) is not None:
@@ -134,9 +152,9 @@ def create_user(username: str, password: str, role: str, municipality: Municipal
 
 
 def authenticate(username: str, password: str) -> User | None:
-    user = get_user((username or "").strip())
+    user = get_user(username)
     if user is None:
-        verify_password(hash_password(_DUMMY_PASSWORD), password or "")
+        verify_password(_dummy_hash(), password or "")
         return None
     if not verify_password(user.password_hash, password or ""):
         return None
@@ -157,9 +175,10 @@ def change_password(user: User, current: str, new: str, confirm: str) -> None:
     if errors:
         raise ValidationFailed(errors)
     user.password_hash = hash_password(new)
-    user.session_token = new_session_token()
+    end_sessions(user)
+    _revoke(user)
     db.session.flush()
-    audit.record(user, "user.password", user, user.username)
+    audit.record(user, "user.password", user, f"{user.username}（他のセッションと API トークンを終了）")
 
 
 def assign(user: User, role: str, municipality: Municipality | None, actor: User | None = None,
@@ -188,6 +207,7 @@ def assign(user: User, role: str, municipality: Municipality | None, actor: User
     db.session.flush()
     after = f"{user.role}/{user.municipality.name if user.municipality else '-'}"
     if before != after:
+        end_sessions(user)  # pages open in another municipality's name end with the move
         audit.record(actor, "user.assign", user, f"{user.username}: {before} → {after}")
 
 
@@ -196,22 +216,37 @@ def reset_password(user: User, new: str, actor: User | None = None) -> None:
     if problem:
         raise ValidationFailed({"password": problem})
     user.password_hash = hash_password(new)
-    user.session_token = new_session_token()
+    end_sessions(user)
+    _revoke(user)
     db.session.flush()
     audit.record(actor, "user.reset_password", user, user.username)
 
 
+def end_sessions(user: User) -> None:
+    """End every session of the user at once (each request checks the user's session token)."""
+    user.session_token = new_session_token()
+
+
 def enable_user(user: User, actor: User | None = None) -> None:
+    """Log in again is possible; API tokens revoked by the disable stay revoked."""
+    lock_for_update(user)
+    if user.is_enabled:
+        raise Conflict(f"{user.username} はすでに有効です。")
     user.is_enabled = True
     db.session.flush()
     audit.record(actor, "user.enable", user, user.username)
 
 
 def disable_user(user: User, actor: User | None = None) -> None:
+    """No more logins; every session ends and every API token is revoked for good."""
+    lock_for_update(user)
+    if not user.is_enabled:
+        raise Conflict(f"{user.username} はすでに無効です。")
     user.is_enabled = False
-    user.session_token = new_session_token()
+    end_sessions(user)
+    count = _revoke(user)
     db.session.flush()
-    audit.record(actor, "user.disable", user, user.username)
+    audit.record(actor, "user.disable", user, f"{user.username}（API トークン {count}件を失効）")
 
 
 # --- API tokens -------------------------------------------------------------------------------
@@ -229,12 +264,17 @@ def create_token(user: User) -> str:
     return token
 
 
-def revoke_tokens(user: User) -> int:
+def _revoke(user: User) -> int:
     count = 0
     for token in user.tokens:
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             count += 1
+    return count
+
+
+def revoke_tokens(user: User) -> int:
+    count = _revoke(user)
     db.session.flush()
     audit.record(None, "token.revoke", user, f"{user.username}: {count}件")
     return count

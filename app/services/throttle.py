@@ -15,12 +15,13 @@ from sqlalchemy import func, or_, select
 
 from app.extensions import db
 from app.models import LoginAttempt, as_utc, utcnow
+from app.services.accounts import normalise_username
 
 MAX_DELAY_SECONDS = 3600
 
 
 def _key(username: str) -> str:
-    return (username or "").strip().lower()[:64]
+    return normalise_username(username)[:64]
 
 
 def seconds_to_wait(username: str, address: str) -> int:
