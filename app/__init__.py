@@ -1,7 +1,7 @@
 """Application factory: configuration, extensions, blueprints, error pages and CLI."""
 from __future__ import annotations
 
-from flask import Flask, redirect, render_template, request, url_for
+from flask import Flask, Request, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -20,8 +20,18 @@ ERROR_MESSAGES = {
 }
 
 
+class HelpdeskRequest(Request):
+    """Query and form parameters arrive through the one input layer (``app.params``)."""
+
+    from app.params import TextParams as parameter_storage_class
+
+
 def create_app(config_class: type[Config] | None = None) -> Flask:
+    from app.params import BoundedIntConverter
+
     app = Flask(__name__, instance_relative_config=False)
+    app.request_class = HelpdeskRequest
+    app.url_map.converters["int"] = BoundedIntConverter  # before any route is added
     app.config.from_object(config_class or config_from_env())
     if app.config.get("ENV_OVERRIDES", True):
         app.config.from_prefixed_env()
@@ -108,7 +118,13 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        from app.params import BadParameter
+
         code = error.code or 500
+        if isinstance(error, BadParameter):
+            if _wants_json():
+                return json_error(400, "invalid_parameter", error.message, fields={error.parameter: error.message})
+            return render_template("error.html", code=400, message=error.message), 400
         if _wants_json():
             return json_error(code, _json_code(code), ERROR_MESSAGES.get(code, error.description))
         return render_template("error.html", code=code, message=ERROR_MESSAGES.get(code, error.name)), code

@@ -10,6 +10,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app.extensions import db
 from app.models import Category
+from app.params import MAX_DB_INT, int_param
 from app.services.errors import ServiceError
 
 
@@ -44,17 +45,14 @@ def role_required(check):
     return decorator
 
 
-def int_arg(name: str, default: int | None = None, minimum: int = 1, maximum: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        abort(400)
-    if value < minimum or (maximum is not None and value > maximum):
-        abort(400)
-    return value
+def page_arg() -> int:
+    """The ``page`` of a list page (1 to MAX_PAGE; otherwise a 400 with a Japanese message)."""
+    return int_param(request.args, "page", "ページ", 1)
+
+
+def id_arg(name: str, label: str) -> int | None:
+    """An optional id in the query string (a filter); a malformed one is a 400."""
+    return int_param(request.args, name, label, None, maximum=MAX_DB_INT)
 
 
 def category_choices() -> list[SelectChoice]:

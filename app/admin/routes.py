@@ -18,7 +18,8 @@ from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
 from app.services.errors import ServiceError
 from app.services.audit import ACTION_LABELS
-from app.web import apply_service_error, commit_or_flash, int_arg, role_required
+from app.params import parse_int
+from app.web import apply_service_error, commit_or_flash, page_arg, role_required
 
 
 def _municipalities() -> list[Municipality]:
@@ -46,7 +47,7 @@ def municipalities():
 
 def _get_municipality(municipality_id) -> Municipality | None:
     if isinstance(municipality_id, str):
-        municipality_id = int(municipality_id) if municipality_id.isdigit() else None
+        municipality_id = parse_int(municipality_id)
     return db.session.get(Municipality, municipality_id) if municipality_id else None
 
 
@@ -110,7 +111,7 @@ def audit_log():
     query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if action:
         query = query.where(AuditEvent.action == action)
-    page = db.paginate(query, page=int_arg("page", 1), per_page=50, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=50, error_out=False)
     return render_template("admin/audit.html", page=page, action=action, labels=ACTION_LABELS)
 
 

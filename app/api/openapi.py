@@ -158,7 +158,8 @@ def _body(properties: dict, required: list[str] | None = None) -> dict:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-_ID = lambda name: {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}  # noqa: E731
+_ID = lambda name: {"name": name, "in": "path", "required": True,  # noqa: E731
+                   "schema": {"type": "integer", "minimum": 1, "maximum": 999_999_999_999_999_999}}
 _PAGING = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
     {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},

@@ -15,7 +15,7 @@ from app.api.openapi import openapi_document
 from app.api.serializers import case_json, case_summary_json, question_json, question_summary_json
 from app.extensions import db
 from app.models import Case, Question, QuestionStatus
-from app.search.params import search_params_from
+from app.params import has_lone_surrogates, int_param, clean_text, search_params_from
 from app.search.service import search_cases
 from app.services import cases as case_service
 from app.services import questions as question_service
@@ -64,20 +64,15 @@ def json_body() -> dict:
         raise ApiError(400, "malformed_json", f"JSON の形式が正しくありません: {error}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "JSON オブジェクトを送信してください。")
-    return data
+    if has_lone_surrogates(data):
+        raise ApiError(400, "invalid_encoding", "文字列に不正な文字（対になっていないサロゲート）が含まれています。")
+    return clean_text(data)
 
 
 def paging() -> tuple[int, int]:
-    def number(name: str, default: int, maximum: int | None) -> int:
-        raw = request.args.get(name)
-        if raw in (None, ""):
-            return default
-        if not raw.isdigit() or int(raw) < 1 or (maximum and int(raw) > maximum):
-            limit = f"1〜{maximum}" if maximum else "1以上"
-            raise ApiError(400, "invalid_parameter", f"{name} は{limit}の整数で指定してください。")
-        return int(raw)
-
-    return number("page", 1, None), number("per_page", current_app.config["PER_PAGE"], MAX_PER_PAGE)
+    return (int_param(request.args, "page", "page（ページ）", 1),
+            int_param(request.args, "per_page", "per_page（1ページの件数）", current_app.config["PER_PAGE"],
+                      maximum=MAX_PER_PAGE))
 
 
 def list_response(query, serialize):

@@ -13,6 +13,7 @@ from app.extensions import db, login_manager
 from app.models import User
 from app.services import accounts, throttle
 from app.services.errors import ValidationFailed
+from app.params import parse_int
 from app.web import apply_service_error
 
 
@@ -37,10 +38,11 @@ def end_idle_sessions():
 @login_manager.user_loader
 def load_user(session_id: str) -> User | None:
     """Session ids are ``<user id>:<session token>``: a password change or disable ends old sessions."""
-    user_id, _, token = session_id.partition(":")
-    if not user_id.isdigit() or not token:
+    raw_id, _, token = session_id.partition(":")
+    user_id = parse_int(raw_id)
+    if user_id is None or not token:
         return None
-    user = db.session.scalar(select(User).where(User.id == int(user_id)))
+    user = db.session.scalar(select(User).where(User.id == user_id))
     if user is None or not user.is_enabled or user.session_token != token:
         return None
     return user

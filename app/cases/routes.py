@@ -14,7 +14,8 @@ from app.rendering import render_markdown
 from app.services import audit
 from app.services import cases as case_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, category_choices, commit_or_flash, int_arg, role_required
+from app.params import parse_int
+from app.web import apply_service_error, category_choices, commit_or_flash, page_arg, role_required
 
 
 def _visible_case_or_404(case_id: int) -> Case:
@@ -42,7 +43,7 @@ def index():
     query = query.order_by(func.coalesce(Case.published_at, Case.updated_at).desc(), Case.id.desc()).options(
         selectinload(Case.tags), selectinload(Case.category), selectinload(Case.municipality)
     )
-    page = db.paginate(query, page=int_arg("page", 1), per_page=20, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=20, error_out=False)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     return render_template(
         "cases/index.html", page=page, state=state, category_slug=category_slug, categories=categories
@@ -178,9 +179,9 @@ def mask(case_id: int):
     case = _visible_case_or_404(case_id)
     if not SimpleForm().validate_on_submit():
         abort(400)
-    position = request.form.get("position", "")
+    position = parse_int(request.form.get("position"), minimum=0)
     commit_or_flash(lambda: case_service.mask_finding(
-        current_user, case, request.form.get("field", ""), int(position) if position.isdigit() else -1,
+        current_user, case, request.form.get("field", ""), -1 if position is None else position,
         request.form.get("text", "")), "伏せ字にしました。")
     mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
     chosen = request.form.get("visibility")

@@ -9,7 +9,7 @@ from app.extensions import db
 from app.library import bp
 from app.library.forms import DeleteForm, SynonymForm
 from app.models import Category, SearchMiss, SearchSynonym
-from app.search.params import search_params_from
+from app.params import search_params_from
 from app.search.service import search_cases, similar_cases
 from app.services import synonyms as synonym_service
 from app.services.errors import ServiceError

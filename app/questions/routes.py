@@ -13,7 +13,7 @@ from app.questions.forms import AnswerForm, CloseForm, CommentForm, QuestionForm
 from app.rendering import render_markdown
 from app.services import questions as question_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, category_choices, int_arg, role_required
+from app.web import apply_service_error, category_choices, id_arg, page_arg, role_required
 
 
 _LIST_LOADS = (
@@ -41,7 +41,7 @@ def index():
             abort(400)
         query = query.where(Question.status == status)
     query = query.order_by(Question.created_at.desc(), Question.id.desc()).options(*_LIST_LOADS)
-    page = db.paginate(query, page=int_arg("page", 1), per_page=20, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=20, error_out=False)
     return render_template("questions/index.html", page=page, status=status)
 
 
@@ -179,7 +179,7 @@ def close(question_id: int):
 def queue():
     """Open and answered questions, oldest first, filterable by category and municipality."""
     category_slug = request.args.get("category") or ""
-    municipality_id = int_arg("municipality")
+    municipality_id = id_arg("municipality", "市町")
     status = request.args.get("status") or ""
     waiting = [QuestionStatus.OPEN.value, QuestionStatus.ANSWERED.value]
     if status and status not in waiting:
@@ -194,7 +194,7 @@ def queue():
     if municipality_id:
         query = query.where(Question.municipality_id == municipality_id)
     query = query.order_by(Question.created_at.asc(), Question.id.asc()).options(*_LIST_LOADS)
-    page = db.paginate(query, page=int_arg("page", 1), per_page=30, error_out=False)
+    page = db.paginate(query, page=page_arg(), per_page=30, error_out=False)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     municipalities = db.session.scalars(
         select(Municipality).where(Municipality.is_observer.is_(False)).order_by(Municipality.code)

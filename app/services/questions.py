@@ -7,7 +7,7 @@ from app.models import Answer, Case, Comment, Question, QuestionStatus, User, ut
 from app.services import cases as case_service
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.validation import (
-    clean_body, clean_category, clean_consent, clean_title, parse_tag_names, tags_for,
+    clean_body, clean_category, clean_consent, clean_title, parse_int, parse_tag_names, tags_for,
 )
 
 
@@ -73,11 +73,9 @@ def resolve_question(user: User, question: Question, answer_id) -> Case:
         if question.status in (QuestionStatus.RESOLVED.value, QuestionStatus.CLOSED.value):
             raise Conflict("この相談はすでに解決済みまたは終了しています。")
         raise Forbidden("この相談を解決済みにすることはできません。")
-    if isinstance(answer_id, bool) or not isinstance(answer_id, int):
-        if isinstance(answer_id, str) and answer_id.isdigit():
-            answer_id = int(answer_id)
-        else:
-            raise ValidationFailed({"answer_id": "解決した回答を選んでください。"})
+    answer_id = parse_int(answer_id)
+    if answer_id is None:
+        raise ValidationFailed({"answer_id": "解決した回答を選んでください。"})
     answer = next((a for a in question.answers if a.id == answer_id), None)
     if answer is None:
         raise ValidationFailed({"answer_id": "この相談の回答ではありません。"})

@@ -10,6 +10,23 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Category, Tag, Visibility
 
+MAX_DB_INT = 2**63 - 1   # the largest id any supported database stores
+
+
+def parse_int(raw, *, minimum: int = 1, maximum: int = MAX_DB_INT) -> int | None:
+    """An integer written in ASCII digits (or given as a JSON number) within bounds, else None.
+    (``"²".isdigit()`` is true but ``int("²")`` fails; ``"１"`` is refused as well.)"""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit() and len(raw.strip()) <= 20:
+        value = int(raw.strip())
+    else:
+        return None
+    return value if minimum <= value <= maximum else None
+
+
 TAG_SEPARATORS = re.compile(r"[,、，]")
 MAX_TAGS = 10
 MAX_TAG_CHARS = 30
