@@ -151,11 +151,12 @@ def municipalities_list():
 @click.option("--observer", is_flag=True, help="閲覧のみのオブザーバー団体（他県の連携自治体など）")
 @click.option("--kind", default=None, help="市・町・村など（省略時は名称の末尾から）")
 @click.option("--prefecture", default="広島県", show_default=True)
-def municipalities_add(code, name, observer, kind, prefecture):
+@click.option("--roman", default="", help="ローマ字表記（ホスト名やメールのドメインに使われる綴り。空白区切りで複数可）")
+def municipalities_add(code, name, observer, kind, prefecture, roman):
     """6桁の全国地方公共団体コード（検査数字つき）と名称で市町を追加する。"""
     try:
         municipality = municipality_service.add_municipality(
-            code, name, kind=kind, prefecture=prefecture, observer=observer)
+            code, name, kind=kind, prefecture=prefecture, observer=observer, roman_names=roman)
     except ServiceError as error:
         db.session.rollback()
         _fail(_service_message(error))

@@ -80,7 +80,8 @@ def load_reference(content_dir: Path, report: LoadReport | None = None) -> LoadR
             raise ContentError(f"{row['name']}: 団体コード {code} の検査数字が正しくありません")
         m = _upsert(
             Municipality, {"code": code},
-            {"name": row["name"], "kind": row["kind"], "prefecture": prefecture, "is_observer": observer},
+            {"name": row["name"], "kind": row["kind"], "prefecture": prefecture, "is_observer": observer,
+             "roman_names": " ".join(row.get("roman_names", "").lower().split())},
             report, "municipalities",
         )
         wanted = [groups[name] for name in filter(None, row.get("groups", "").split(","))]

@@ -246,6 +246,13 @@ def can_see_owner(user: User | None, case: Case) -> bool:
     return not case.anonymous or sees_everything(user) or _member_of(user, case.municipality_id)
 
 
+def can_see_sharing_route(user: User | None, case: Case) -> bool:
+    """How far a case is shared (neighbours / all, and the consent) is shown to whoever may see its
+    owner: for an anonymous case, "shared with neighbours" would tell a reader with one partner
+    who the owner is."""
+    return can_see_owner(user, case)
+
+
 def can_export_cases(user: User | None) -> bool:
     return sees_everything(user)
 

@@ -48,6 +48,7 @@ class MunicipalityForm(FlaskForm):
     code = StringField("団体コード（6桁）")
     name = StringField("名称")
     prefecture = StringField("都道府県", default="広島県")
+    roman_names = StringField("ローマ字表記（ホスト名などに使われる綴り。例: kasaoka）")
     observer = BooleanField("オブザーバー（閲覧のみ）")
     submit = SubmitField("市町を追加")
 

@@ -223,7 +223,7 @@ def add_municipality():
     commit_or_flash(
         lambda: municipality_service.add_municipality(
             form.code.data, form.name.data, prefecture=(form.prefecture.data or "広島県").strip(),
-            observer=bool(form.observer.data), actor=current_user),
+            observer=bool(form.observer.data), roman_names=form.roman_names.data or "", actor=current_user),
         lambda added: f"{added.name}（{added.code}）を追加しました。",
     )
     return redirect(url_for("admin.municipalities"))

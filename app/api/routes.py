@@ -106,7 +106,7 @@ def openapi():
 def create_question():
     question = question_service.ask_question(api_user(), json_body())
     db.session.commit()
-    return question_json(question), 201
+    return question_json(question, api_user()), 201
 
 
 @bp.get("/questions")
@@ -125,7 +125,7 @@ def list_questions():
 @bp.get("/questions/<int:question_id>")
 @token_required
 def get_question(question_id: int):
-    return question_json(visible_question(question_id))
+    return question_json(visible_question(question_id), api_user())
 
 
 @bp.post("/questions/<int:question_id>/answers")

@@ -60,15 +60,17 @@ def question_summary_json(q: Question) -> dict:
     }
 
 
-def question_json(q: Question) -> dict:
+def question_json(q: Question, user: User | None) -> dict:
     data = question_summary_json(q)
+    case = db.session.scalar(select(Case).where(Case.question_id == q.id))
     data.update(
         body=q.body,
         body_html=str(render_markdown(q.body)),
         asker=author_json(q.asker),
         resolved_answer_id=q.resolved_answer_id,
         resolved_at=iso(q.resolved_at),
-        case_id=db.session.scalar(select(Case.id).where(Case.question_id == q.id)),
+        # What a thread says about its case goes through the policy (an archived case is not named).
+        case_id=case.id if case is not None and policy.can_view_case(user, case) else None,
         answers=[answer_json(a) for a in q.answers],
         comments=[comment_json(c) for c in q.comments],
     )
@@ -80,6 +82,11 @@ def case_owner_json(case: Case, user: User | None) -> dict | None:
     return municipality_json(case.municipality) if policy.can_see_owner(user, case) else None
 
 
+def case_visibility_json(case: Case, user: User | None) -> str | None:
+    """How far the case is shared, or null where saying it would narrow down a hidden owner."""
+    return case.shared_visibility.value if policy.can_see_sharing_route(user, case) else None
+
+
 def case_summary_json(case: Case, user: User | None) -> dict:
     return {
         "id": case.id,
@@ -87,7 +94,7 @@ def case_summary_json(case: Case, user: User | None) -> dict:
         "category": case.category.slug,
         "tags": [t.name for t in case.tags],
         "municipality": case_owner_json(case, user),
-        "visibility": case.visibility,
+        "visibility": case_visibility_json(case, user),
         "anonymous": case.anonymous,
         "published_at": iso(case.published_at),
         "updated_at": iso(case.updated_at),
@@ -102,9 +109,9 @@ def case_json(case: Case, user: User | None) -> dict:
         "title": case.title,
         "title_html": str(escape(case.title)),
         "state": case.state,
-        "visibility": case.visibility,
+        "visibility": case_visibility_json(case, user),
         "anonymous": case.anonymous,
-        "sharing_consent": case.sharing_consent,
+        "sharing_consent": case.sharing_consent if policy.can_see_sharing_route(user, case) else None,
         "helpful_count": helpful_count(case),
         "category": case.category.slug,
         "category_name": case.category.name,

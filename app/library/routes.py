@@ -28,11 +28,12 @@ def search():
                            args=request.args)
 
 
-@bp.get("/search/similar")
+@bp.post("/search/similar")
 @login_required
 def similar():
-    """Published cases like the question being typed (title and body), as JSON for the form."""
-    text = " ".join([(request.args.get("title") or "")[:200], (request.args.get("body") or "")[:2000]])
+    """Published cases like the question being typed (title and body), as JSON for the form. A POST
+    (with the CSRF token): what is typed into a draft never travels in a URL."""
+    text = " ".join([(request.form.get("title") or "")[:200], (request.form.get("body") or "")[:2000]])
     hits = similar_cases(current_user, text, limit=5)
     return jsonify(results=[
         {"id": h.case.id, "title": h.case.title, "url": url_for("cases.show", case_id=h.case.id),

@@ -24,6 +24,9 @@ class Municipality(db.Model):
     kind: Mapped[str] = mapped_column(String(10))
     prefecture: Mapped[str] = mapped_column(String(10), default="広島県")
     is_observer: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Romanised spellings, space-separated ("shobara syobara"): host names and mail domains carry
+    # them (vpn.city.kure.lg.jp), so an anonymous case is checked for them too.
+    roman_names: Mapped[str] = mapped_column(String(200), default="", server_default="")
 
     groups: Mapped[list[MunicipalityGroup]] = relationship(
         secondary=group_members, back_populates="members", order_by="MunicipalityGroup.name"

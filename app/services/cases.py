@@ -108,10 +108,12 @@ def personal_names() -> list[str]:
 
 
 def owner_names(case: Case, anonymous: bool) -> list[str]:
-    """What would give away an anonymous case's owner: its name and code."""
+    """What would give away an anonymous case's owner: its name, code and romanised names (as
+    in ``vpn.city.kure.lg.jp``)."""
     if not anonymous or case.municipality is None:
         return []
-    return [case.municipality.name, case.municipality.code]
+    m = case.municipality
+    return [m.name, m.code, *m.roman_names.split()]
 
 
 def _field_texts(case: Case, values: dict | None = None) -> dict[str, str]:

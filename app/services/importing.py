@@ -19,6 +19,7 @@ from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
 from app.search.sync import queue_case
 from app.services import audit
 from app.services.accounts import find_municipality
+from app.services.spreadsheet import original_text, write_csv
 from app.services.validation import clean_body, clean_title, find_category, parse_tag_names, tags_for
 
 COLUMNS = ["title", "issue", "environment", "cause", "resolution", "category", "tags",
@@ -101,7 +102,7 @@ def read_rows(path: Path) -> list[tuple[int, dict]]:
         reader.fieldnames = headers
         start = reader.line_num + 1
         for row in reader:
-            rows.append((start, {k: v for k, v in row.items() if k}))
+            rows.append((start, {k: original_text(v) if isinstance(v, str) else v for k, v in row.items() if k}))
             start = reader.line_num + 1
         return rows
     raise ImportFailed([f"{path.name}: .jsonl か .csv のファイルを指定してください"])
@@ -206,7 +207,7 @@ def export_rows(state: str = CaseState.PUBLISHED.value) -> list[dict]:
             "resolution": case.resolution, "category": case.category.slug, "tags": [t.name for t in case.tags],
             # An anonymous case leaves the system without its owner's name.
             "municipality": case.municipality.name if case.municipality and not case.anonymous else "",
-            "visibility": case.visibility,
+            "visibility": case.shared_visibility.value,
             "published_at": published.astimezone(JST).date().isoformat() if published else "",
         })
     return rows
@@ -221,10 +222,7 @@ def export_cases(path: Path, state: str = CaseState.PUBLISHED.value) -> int:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     elif suffix == ".csv":
         with path.open("w", encoding="utf-8-sig", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({**row, "tags": "、".join(row["tags"])})
+            write_csv(handle, COLUMNS, ({**row, "tags": "、".join(row["tags"])} for row in rows))
     else:
         raise ImportFailed([f"{path.name}: .jsonl か .csv のファイル名を指定してください"])
     audit.record(None, "case.export", None, f"{path.name}: {len(rows)}件（{state}）")

@@ -25,10 +25,14 @@ def is_valid_code(code: str) -> bool:
 
 
 def add_municipality(code: str, name: str, *, kind: str | None = None, prefecture: str = "広島県",
-                     observer: bool = False, actor=None) -> Municipality:
+                     observer: bool = False, roman_names: str = "", actor=None) -> Municipality:
     code = unicodedata.normalize("NFKC", code or "").strip()
     name = (name or "").strip()
+    roman = " ".join(unicodedata.normalize("NFKC", roman_names or "").lower().split())
     errors: dict[str, str] = {}
+    if roman and (len(roman) > 200 or not all(part.replace("-", "").isascii() and part.replace("-", "").isalpha()
+                                               for part in roman.split())):
+        errors["roman_names"] = "ローマ字表記は半角英字（例: kure、shobara syobara）で、空白で区切ってください。"
     if not is_valid_code(code):
         errors["code"] = f"団体コード「{code}」は検査数字つきの6桁ではありません。"
     elif db.session.scalar(select(Municipality.id).where(Municipality.code == code)):
@@ -40,7 +44,7 @@ def add_municipality(code: str, name: str, *, kind: str | None = None, prefectur
     if errors:
         raise ValidationFailed(errors)
     municipality = Municipality(code=code, name=name, kind=kind or name[-1], prefecture=prefecture,
-                                is_observer=observer)
+                                is_observer=observer, roman_names=roman)
     db.session.add(municipality)
     db.session.flush()
     audit.record(actor, "municipality.add", municipality,

@@ -35,8 +35,20 @@
     if (query.trim().length < 2) { lastQuery = query; render([]); return; }
     if (query === lastQuery) { return; }
     lastQuery = query;
-    var params = new URLSearchParams({ title: title ? title.value : "", body: body ? body.value.slice(0, 2000) : "" });
-    fetch(box.dataset.url + "?" + params.toString(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    // POST with the form's CSRF token: drafts hold host names and log lines, which must not end up
+    // in query strings (access logs, proxies, browser history).
+    var token = form.querySelector("[name=csrf_token]");
+    var params = new URLSearchParams({
+      title: title ? title.value : "",
+      body: body ? body.value.slice(0, 2000) : "",
+      csrf_token: token ? token.value : ""
+    });
+    fetch(box.dataset.url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Accept": "application/json", "Content-Type": "application/x-www-form-urlencoded" },
+      body: params.toString()
+    })
       .then(function (response) { return response.ok ? response.json() : { results: [] }; })
       .then(function (data) { render(data.results || []); })
       .catch(function () { /* suggestions are optional */ });
