@@ -27,6 +27,11 @@ ACTORS = [(role, rel) for role in ("municipal", "viewer") for rel in RELATIONS i
 ACTORS += [("viewer", "observer"), ("helpdesk", None), ("admin", None)]
 ACTORS = list(dict.fromkeys(ACTORS))
 CASES = list(itertools.product(VISIBILITIES, STATES, (False, True)))
+# Rows that break visibility <= consent (which the services never write): readers must still see
+# them shared no wider than the consent.
+BAD_ROWS = [("all", "published", False, "private"), ("all", "published", False, "neighbours"),
+            ("neighbours", "published", True, "private")]
+WIDTH = {"private": 0, "neighbours": 1, "all": 2}
 
 
 # --- the rules, stated independently of app/policy.py ------------------------------------------
@@ -49,6 +54,7 @@ def expected(role, rel, visibility, state, anonymous):
         "view": view,
         "search_hit": view and state == "published",
         "see_owner": view and (not anonymous or role in ("helpdesk", "admin") or rel == "same"),
+        "see_route": view and (not anonymous or role in ("helpdesk", "admin") or rel == "same"),
         "edit": role == "helpdesk" and state != "archived",
         "publish": role == "helpdesk" and state == "draft",
         "change_visibility": role == "helpdesk" and state == "published",
@@ -94,14 +100,14 @@ def world(tmp_path_factory):
         question = question_service.ask_question(asker, {"title": "表の相談", "body": "本文", "category": "network"})
         network = db.session.scalar(select(Category).where(Category.slug == "network"))
         case_ids = {}
-        for n, (visibility, state, anonymous) in enumerate(CASES):
+        for n, (visibility, state, anonymous, consent) in enumerate([c + ("all",) for c in CASES] + BAD_ROWS):
             case = Case(title=f"検証事例 その{n}", issue="症状", resolution="対応", category=network,
-                        municipality=by_name[OWNER], state=state, visibility=visibility, sharing_consent="all",
+                        municipality=by_name[OWNER], state=state, visibility=visibility, sharing_consent=consent,
                         anonymous=anonymous)
             db.session.add(case)
             db.session.flush()
             queue_case(case)
-            case_ids[(visibility, state, anonymous)] = case.id
+            case_ids[(visibility, state, anonymous, consent)] = case.id
         db.session.commit()
         apply_pending()
         tokens = {key: accounts.create_token(accounts.get_user(name)) for key, name in users.items()}
@@ -119,13 +125,15 @@ def test_every_case_action_matches_the_rules(world, role, rel):
         client = app.test_client()
         headers = {"Authorization": f"Bearer {world['tokens'][(role, rel)]}"}
         hits = {h.case.id for h in search_cases(user, SearchParams(q="検証事例", per_page=100), log_misses=False).hits}
-        for (visibility, state, anonymous), case_id in world["cases"].items():
+        for (visibility, state, anonymous, consent), case_id in world["cases"].items():
             case = db.session.get(Case, case_id)
-            want = expected(role, rel, visibility, state, anonymous)
+            shared = visibility if WIDTH[visibility] <= WIDTH[consent] else consent
+            want = expected(role, rel, shared, state, anonymous)
             got = {
                 "view": policy.can_view_case(user, case),
                 "search_hit": case_id in hits,
                 "see_owner": policy.can_view_case(user, case) and policy.can_see_owner(user, case),
+                "see_route": policy.can_view_case(user, case) and policy.can_see_sharing_route(user, case),
                 "edit": policy.can_edit_case(user, case),
                 "publish": policy.can_publish_case(user, case),
                 "change_visibility": policy.can_change_visibility(user, case),
@@ -135,12 +143,13 @@ def test_every_case_action_matches_the_rules(world, role, rel):
                 "helpful": policy.can_mark_helpful(user, case),
                 "export": policy.can_export_cases(user),
             }
-            assert got == want, (visibility, state, anonymous)
+            assert got == want, (visibility, state, anonymous, consent)
             response = client.get(f"/api/v1/cases/{case_id}", headers=headers)
-            assert response.status_code == (200 if want["view"] else 404), (visibility, state, anonymous)
+            assert response.status_code == (200 if want["view"] else 404), (visibility, state, anonymous, consent)
             if want["view"]:
                 owner = response.get_json()["municipality"]
-                assert (owner is not None) == want["see_owner"], (visibility, state, anonymous)
+                assert (owner is not None) == want["see_owner"], (visibility, state, anonymous, consent)
+                assert (response.get_json()["visibility"] is not None) == want["see_route"], (visibility, state, anonymous, consent)
             listed = db.session.scalar(select(Case.id).where(Case.id == case_id, policy.visible_cases_clause(user)))
             assert (listed is not None) == want["view"]
 
