@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Municipality, Role, User
+from app.models.municipality import neighbour_map
 from app.services import accounts
 from app.services import municipalities as municipality_service
 from app.services.errors import ServiceError
@@ -135,7 +136,7 @@ def tokens_revoke(username):
 
 @municipalities.command("list")
 def municipalities_list():
-    neighbours = municipality_service.neighbour_map()
+    neighbours = neighbour_map()
     rows = db.session.scalars(select(Municipality).order_by(Municipality.is_observer, Municipality.code)).all()
     names = {m.id: m.name for m in rows}
     for m in rows:

@@ -24,6 +24,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
 from app.models import Case, CaseState, Question, QuestionStatus, Role, User, Visibility
+from app.models.municipality import sharing_partner_ids
 
 
 # --- who is who -------------------------------------------------------------------------------
@@ -135,8 +136,6 @@ def case_scope(user: User | None) -> CaseScope:
     key = ("case_scope", user.municipality_id)
     cache = g.setdefault("_policy_cache", {}) if has_app_context() else {}
     if key not in cache:
-        from app.services.municipalities import sharing_partner_ids
-
         cache[key] = CaseScope(
             own=user.municipality_id,
             neighbour_owners=frozenset(sharing_partner_ids(user.municipality_id)),

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from app import create_app
 from app.extensions import db
 from app.models import Category, NeighbourLink
-from app.services.municipalities import neighbour_ids
+from app.models.municipality import neighbour_ids
 from config import ProductionConfig, TestingConfig
 from tests.conftest import municipality
 
@@ -179,7 +179,7 @@ def test_admin_cannot_make_an_observer_staffer_a_municipal_user(client, make_use
 
 def test_admin_adds_an_observer_and_edits_group_members_with_access_following(client, make_user, login):
     from app.models import AuditEvent, MunicipalityGroup
-    from app.services.municipalities import sharing_partner_ids
+    from app.models.municipality import sharing_partner_ids
 
     login(make_user("admin"))
     client.post("/admin/municipalities", data={"code": "332020", "name": "倉敷市", "prefecture": "岡山県", "observer": "y"})

@@ -13,7 +13,7 @@ from app.models import (
     group_members,
 )
 from app.services import accounts
-from app.services.municipalities import neighbour_ids
+from app.models.municipality import neighbour_ids
 from tests.conftest import municipality
 
 CLI_PASSWORD = "cli-pass-phrase-1"

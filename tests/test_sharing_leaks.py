@@ -153,5 +153,7 @@ def test_each_neighbour_button_unlinks_the_pair_it_names(client, make_user, logi
     _document, forms = _forms(client.get("/admin/municipalities").get_data(as_text=True))
     target = next(action for action, buttons in forms if buttons == ["江田島市との近隣を解除"])
     client.post(target)
-    partners = municipalities.neighbour_ids(municipality("呉市").id)
+    from app.models.municipality import neighbour_ids
+
+    partners = neighbour_ids(municipality("呉市").id)
     assert partners == {municipality("東広島市").id}

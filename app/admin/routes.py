@@ -13,6 +13,7 @@ from app.admin.forms import (
 )
 from app.extensions import db
 from app.models import AuditEvent, Category, Municipality, MunicipalityGroup, Role, User
+from app.models.municipality import neighbour_map
 from app.services import accounts
 from app.services import municipalities as municipality_service
 from app.services import taxonomy as taxonomy_service
@@ -37,7 +38,7 @@ def municipalities():
     by_id = {m.id: m for m in items}
     neighbours = {
         mid: sorted((by_id[n] for n in ids), key=lambda m: m.code)
-        for mid, ids in municipality_service.neighbour_map().items()
+        for mid, ids in neighbour_map().items()
     }
     return render_template(
         "admin/municipalities.html", municipalities=items, neighbours=neighbours, form=form,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table, UniqueConstraint, or_, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -65,3 +65,36 @@ class NeighbourLink(db.Model):
 
     low: Mapped[Municipality] = relationship(foreign_keys=[low_id])
     high: Mapped[Municipality] = relationship(foreign_keys=[high_id])
+
+
+# --- who shares with whom (read by the policy and the services) ---------------------------------
+
+def neighbour_ids(municipality_id: int) -> set[int]:
+    rows = db.session.execute(
+        select(NeighbourLink.low_id, NeighbourLink.high_id).where(
+            or_(NeighbourLink.low_id == municipality_id, NeighbourLink.high_id == municipality_id)
+        )
+    )
+    return {high if low == municipality_id else low for low, high in rows}
+
+
+def neighbour_map() -> dict[int, list[int]]:
+    result: dict[int, list[int]] = {}
+    for low, high in db.session.execute(select(NeighbourLink.low_id, NeighbourLink.high_id)):
+        result.setdefault(low, []).append(high)
+        result.setdefault(high, []).append(low)
+    return result
+
+
+def group_mate_ids(municipality_id: int) -> set[int]:
+    """Municipalities sharing at least one group with this one."""
+    mine = select(group_members.c.group_id).where(group_members.c.municipality_id == municipality_id)
+    rows = db.session.scalars(
+        select(group_members.c.municipality_id).where(group_members.c.group_id.in_(mine))
+    )
+    return {mid for mid in rows if mid != municipality_id}
+
+
+def sharing_partner_ids(municipality_id: int) -> set[int]:
+    """Those who see this municipality's `neighbours` cases, and whose it sees (symmetric)."""
+    return neighbour_ids(municipality_id) | group_mate_ids(municipality_id)

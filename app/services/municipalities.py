@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import unicodedata
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import delete, select
 
 from app.extensions import db
-from app.models import Municipality, MunicipalityGroup, NeighbourLink, group_members
+from app.models import Municipality, MunicipalityGroup, NeighbourLink
 from app.policy import forget_cached_scopes
 from app.services import audit
 from app.services.errors import Conflict, ValidationFailed
@@ -97,34 +97,3 @@ def unlink(a: Municipality, b: Municipality, actor=None) -> None:
     db.session.flush()
     forget_cached_scopes()
     audit.record(actor, "neighbour.unlink", None, f"{a.name}（{a.code}）⇔ {b.name}（{b.code}）")
-
-
-def neighbour_ids(municipality_id: int) -> set[int]:
-    rows = db.session.execute(
-        select(NeighbourLink.low_id, NeighbourLink.high_id).where(
-            or_(NeighbourLink.low_id == municipality_id, NeighbourLink.high_id == municipality_id)
-        )
-    )
-    return {high if low == municipality_id else low for low, high in rows}
-
-
-def neighbour_map() -> dict[int, list[int]]:
-    result: dict[int, list[int]] = {}
-    for low, high in db.session.execute(select(NeighbourLink.low_id, NeighbourLink.high_id)):
-        result.setdefault(low, []).append(high)
-        result.setdefault(high, []).append(low)
-    return result
-
-
-def group_mate_ids(municipality_id: int) -> set[int]:
-    """Municipalities sharing at least one group with this one."""
-    mine = select(group_members.c.group_id).where(group_members.c.municipality_id == municipality_id)
-    rows = db.session.scalars(
-        select(group_members.c.municipality_id).where(group_members.c.group_id.in_(mine))
-    )
-    return {mid for mid in rows if mid != municipality_id}
-
-
-def sharing_partner_ids(municipality_id: int) -> set[int]:
-    """Those who see this municipality's `neighbours` cases, and whose it sees (symmetric)."""
-    return neighbour_ids(municipality_id) | group_mate_ids(municipality_id)
