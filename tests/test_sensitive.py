@@ -2,7 +2,7 @@
 import pytest
 
 from app.services.sensitive import find_sensitive, mask
-from tests.sensitive.score import INDEPENDENT, LABELLED, load, score, split
+from tests.sensitive.score import BLIND, INDEPENDENT, LABELLED, load, score, split
 
 
 def kinds(text, **kw):
@@ -295,8 +295,84 @@ def test_the_added_rules_leave_look_alikes_alone(text, expected):
     assert kinds(text) == expected
 
 
-# --- The labelled sets: recall and false alarms, on the tuning part, the held-out part and the
-# independent set (written without seeing the code; tuned on since, so no longer held out) ---
+# --- Rules added after scoring the blind set (tests/sensitive/blind.jsonl) ---
+
+@pytest.mark.parametrize("text,expected", [
+    # IPv6 after a label's full-width colon; a full-width colon ends a value (the label is not in it)
+    ("・HA管理IPv6：2001:db8:aa:1::fe", [("ipv6", "2001:db8:aa:1::fe")]),
+    ("ＩＰｖ６：２００１：ｄｂ８：：１", [("ipv6", "２００１：ｄｂ８：：１")]),
+    ("暗号化方式：WPA2-PSK（AES）\nＰＳＫ：mT8#vW2q!Lk4", [("secret", "mT8#vW2q!Lk4")]),
+    ("パスワード\nAbc#1234", [("secret", "Abc#1234")]),
+    # serial numbers after a bare シリアル, Serial-Number:, SerialNumber, serial_no=
+    ("既設UTM（FortiGate 60F、シリアル FGT60FTK20094417）", [("serial", "FGT60FTK20094417")]),
+    ("# get system status → Serial-Number: FGT60FTK22031567", [("serial", "FGT60FTK22031567")]),
+    ("SerialNumber : 5CG1234XYZ", [("serial", "5CG1234XYZ")]),
+    ("serial_no=ABC12345", [("serial", "ABC12345")]),
+    # CSV tables: serial and password columns; an asset-number column holds no host names
+    ("資産番号,品名,型番,シリアル,設置場所\nH-PC-0457,ノートPC,FMV LIFEBOOK U9313,R3Y04521,市民課",
+     [("serial", "R3Y04521")]),
+    ('"資産番号","シリアル"\n"KR-PC-0457","R3Y04521"', [("serial", "R3Y04521")]),
+    ("ID,パスワード\nadmin,Abc#1234\nguest,Gst#5678", [("secret", "Abc#1234"), ("secret", "Gst#5678")]),
+    # Wi-Fi QR payloads, JSON keys, config keywords
+    ("QRコードの中身：WIFI:T:WPA;S:HSN-Kaigi;P:Kaigi$2024#3F;;", [("secret", "Kaigi$2024#3F")]),
+    ("WIFI:S:My\\;Net;T:WPA;P:ab\\;cd12;;", [("secret", "ab\\;cd12")]),
+    ('{"api": {"token": "b3f1e7a9c2d84f06a1e5c9b7d2f4a813"}, "timeout": 30}',
+     [("secret", "b3f1e7a9c2d84f06a1e5c9b7d2f4a813")]),
+    ("{'api_key': 'sk_abc123def'}", [("secret", "sk_abc123def")]),
+    ("SECRET_KEY = 'django-insecure-abc123xyz'", [("secret", "django-insecure-abc123xyz")]),
+    ("set network ike gateway GW-Kenchou authentication pre-shared-key key Pa1oAlt0-Psk!93",
+     [("secret", "Pa1oAlt0-Psk!93")]),
+    ("crypto isakmp key 0 MyS3cret! address 203.0.113.1", [("secret", "MyS3cret!"), ("ipv4", "203.0.113.1")]),
+    ("snmp-agent ip host 10.1.9.50 Nk3sh0Ro7731 version 2", [("ipv4", "10.1.9.50"), ("secret", "Nk3sh0Ro7731")]),
+    ("snmp-server host 10.1.1.1 traps version 2c Comm#2024", [("ipv4", "10.1.1.1"), ("secret", "Comm#2024")]),
+    ("snmp community read-only Xyz#1234", [("secret", "Xyz#1234")]),
+    # the new value of a change from a default or a date
+    ("ＳＮＭＰのコミュニティ名を本日付で初期値から snmpHsn2411 に変更しました。", [("secret", "snmpHsn2411")]),
+    ("パスワードを4月1日から Abc#2025 に変更", [("secret", "Abc#2025")]),
+])
+def test_rules_added_after_the_blind_set(text, expected):
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    # the IPv6 loopback, unspecified address, multicast groups and well-known blocks written as such
+    "# /etc/hosts\n127.0.0.1   localhost\n::1         localhost ip6-localhost",
+    "IPv6 の ::1（ループバック）は対象外。fe80::/10 のリンクローカルも除外する。",
+    "ff02::1 と :: と fe80::/64 と 2001:db8::/32",
+    "thumbprint aa:bb:cc:dd:ee:ff:00:11:22",
+    # placeholders filled in elsewhere, null, an empty YAML key
+    "db:\n  host: ${DB_HOST}\n  password: ${DB_PASSWORD}\n  sslmode: require",
+    '{"password": "${DB_PASSWORD}", "token": null}',
+    "password: <your password>",
+    "PASSWORD=$DB_PASS と $env:DB_PASSWORD と %DB_PASS%",
+    "export FLASK_SECRET_KEY=$(python -c 'import secrets; print(secrets.token_hex(32))')",
+    "password:\n  sslmode: require",
+    '"token_expiry": "2024-01-01", "password":"", "user":"x1234"',
+    # asset numbers are not host names; a bare シリアル names an interface, not a number
+    "H-PC-0457 が起動しない",
+    "資産番号：KR-PC-0457 のPC",
+    "資産番号\t品名\nKR-PC-0457\tノートPC",
+    "シリアル RS-232C ケーブルで接続",
+    "interface Serial0/0/0",
+    # SNMP: the vendor default, an SNMPv3 user; prose with commas; a change to a term
+    "snmp-server host 10.1.1.1 version 2c public\nsnmp-server host 10.1.1.2 version 3 priv admin01",
+    "snmp community read-write public",
+    "jobs=12,files=184,220",
+    "パスワードは来月から SSO に変更",
+    "コミュニティ名を初期値から public に変更",
+    "ポリシー: パスワード\nWindows10 の更新",
+])
+def test_rules_added_after_the_blind_set_leave_look_alikes_alone(text):
+    assert [k for k in kinds(text) if k[0] != "ipv4"] == []  # (the SNMP managers' addresses are findings)
+
+
+def test_asset_numbers_and_host_names_side_by_side():
+    assert kinds("資産番号\tホスト名\nKR-PC-0457\tKOSEI-PC05") == [("hostname", "KOSEI-PC05")]
+
+
+# --- The labelled sets: recall and false alarms, on the tuning part, the held-out part, the
+# independent set and the blind set (both written without seeing the code; tuned on since, so no
+# longer held out) ---
 
 MIN_RECALL = 0.95
 MAX_LOOKALIKE_ALARMS = 1
@@ -324,11 +400,22 @@ def test_independent_set_is_well_formed():
             assert expected["text"] in row["text"], row
 
 
+def test_blind_set_is_well_formed():
+    rows = load(BLIND)
+    positives = [r for r in rows if r["expected"]]
+    assert len(positives) >= 50 and len(rows) - len(positives) >= 40
+    for row in rows:
+        assert row["note"] and "split" not in row
+        for expected in row["expected"]:
+            assert expected["text"] in row["text"], row
+
+
 def test_labelled_set_recall_and_false_alarms():
     rows = load()
     parts = {name: score(find_sensitive, split(rows, name)) for name in ("tune", "holdout")}
     whole = score(find_sensitive, rows)
     independent = score(find_sensitive, load(INDEPENDENT))
+    blind = score(find_sensitive, load(BLIND))
     report = "\n".join([f"labelled set {LABELLED.name}:"]
                        + [f"  {name:8} {result.summary()}" for name, result in parts.items()]
                        + [f"  {'all':8} {whole.summary()}"]
@@ -337,8 +424,12 @@ def test_labelled_set_recall_and_false_alarms():
                        + [f"independent set {INDEPENDENT.name} (tuned on, no longer held out):",
                           f"  {'all':8} {independent.summary()}"]
                        + [f"  missed {miss} in {text!r}" for text, miss in independent.misses]
-                       + [f"  false alarm {alarm} in {text!r}" for text, alarm in independent.alarms])
+                       + [f"  false alarm {alarm} in {text!r}" for text, alarm in independent.alarms]
+                       + [f"blind set {BLIND.name} (first scoring 0.872 / 3 alarms; tuned on since, no longer blind):",
+                          f"  {'all':8} {blind.summary()}"]
+                       + [f"  missed {miss} in {text!r}" for text, miss in blind.misses]
+                       + [f"  false alarm {alarm} in {text!r}" for text, alarm in blind.alarms])
     print("\n" + report)
-    for result in [*parts.values(), whole, independent]:
+    for result in [*parts.values(), whole, independent, blind]:
         assert result.recall >= MIN_RECALL, report
         assert result.lookalike_alarms <= MAX_LOOKALIKE_ALARMS, report

@@ -6,20 +6,23 @@ published beyond its owner (neighbours / all).
 looks similar is not flagged: version numbers (10.2.1, 10.0.19045.3803, バージョン 2.1.0.3), dates
 (2024.4.1, 2024/04/01, 令和6年), netmasks, OIDs, GUIDs and file hashes, a municipality's own
 lg.jp domain and public web host (city.kure.lg.jp, www.city.kure.lg.jp — other hosts under it are
-flagged), prose about passwords (パスワードを変更した, パスワードはExcelで管理), and placeholders
-that are already masked (********). A value ends before Japanese punctuation, a bracket typed
-full-width and trailing punctuation (``\\\\fs01\\zeimu）``, ``Password=x;``). Secrets are also found
-in device configs (radius-server … key, key-string), ``net use`` commands, Authorization headers and
-JWTs, password columns of pasted tables, and as the new value of a change (… から … に変更).
-``tests/sensitive/labelled.jsonl`` and ``independent.jsonl`` are the labelled sets the rules are
-measured against (recall and false alarms, see ``tests/sensitive/score.py``).
+flagged), the IPv6 loopback and well-known blocks (::1, fe80::/10), asset numbers (H-PC-0457, 資産番号),
+prose about passwords (パスワードを変更した, パスワードはExcelで管理), placeholders that are already
+masked (********) or filled in elsewhere (${DB_PASSWORD}). A value ends before Japanese punctuation, a
+bracket or a label's colon typed full-width (ＰＳＫ：…) and trailing punctuation (``\\\\fs01\\zeimu）``,
+``Password=x;``). Secrets are also found in device configs (radius-server … key, key-string, IKE
+pre-shared keys, SNMP communities), ``net use`` commands, Authorization headers and JWTs, JSON keys
+("token": "…"), Wi-Fi QR payloads (WIFI:…;P:…;;), password columns of pasted tables (tab, Markdown,
+CSV; serial-number columns likewise), and as the new value of a change (… から … に変更).
+``tests/sensitive/labelled.jsonl``, ``independent.jsonl`` and ``blind.jsonl`` are the labelled sets
+the rules are measured against (recall and false alarms, see ``tests/sensitive/score.py``).
 """
 from __future__ import annotations
 
 import ipaddress
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PLACEHOLDERS = {
     "ipv4": "[IPアドレス]",
@@ -57,7 +60,13 @@ _GENERIC_NETWORKS = ("0.0.0.0/0", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16
 _VERSION_BEFORE = re.compile(r"(?i)(?:バージョン|ファームウェア|ビルド|リリース|(?<![A-Za-z])(?:ver\.?|version|firmware|build|rev\.?))\s*[:]?\s*$")
 _SECTION_AFTER = re.compile(r"\s*(?:項|節|章|条)")
 _SECTION_BEFORE = re.compile(r"(?:第|§|仕様書の?|項番|節番号|章番号|図|表)\s*$")
-_IPV6 = re.compile(r"(?<![0-9A-Za-z_:])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?:/\d{1,3})?(?![0-9A-Za-z_:])")
+# A colon before the address is only allowed when it was typed full-width, as a label's (IPv6：2001:db8::1).
+_IPV6 = re.compile(r"(?<![0-9A-Za-z_])[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*(?:/\d{1,3})?(?![0-9A-Za-z_:])")
+# The loopback, the unspecified address, multicast groups and well-known blocks written as such
+# (fe80::/10, 2001:db8::/32) are not host addresses, like 127.0.0.1 and 10.0.0.0/8.
+_GENERIC_IPV6_NETWORKS = frozenset(ipaddress.IPv6Network(n) for n in (
+    "::/0", "::/128", "::1/128", "::ffff:0:0/96", "64:ff9b::/96", "100::/64", "2000::/3", "2001::/32",
+    "2001:db8::/32", "2002::/16", "fc00::/7", "fd00::/8", "fe80::/10", "fe80::/64", "ff00::/8"))
 _MAC = re.compile(r"(?<![0-9A-Za-z_])(?:[0-9A-Fa-f]{2}([:-]))(?:[0-9A-Fa-f]{2}\1){4}[0-9A-Fa-f]{2}(?![0-9A-Za-z_:-])|(?<![0-9A-Za-z_.])[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z_.])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 # UNC paths are also typed with yen signs (¥¥fs01¥share) on Japanese keyboards.
@@ -65,11 +74,15 @@ _URL = re.compile(r"(?:https?|ftp|sftp|smb|file|ldaps?)://[^\s<>\"'）」]+|(?:\
 _HOSTNAME = re.compile(r"(?<![0-9A-Za-z_@.-])(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z][A-Za-z0-9-]{1,30})(?![0-9A-Za-z_.-])")
 # Host names without a domain, named the way municipal servers and PCs are: a prefix, then a role and
 # a number (KURE-FS01, somu-pc0123, hq-dc-01). Model numbers (FG-60F, RTX1210) have no role part.
+# A one-letter prefix (H-PC-0457) is an asset number's, and so is anything labelled or in a column
+# named 資産番号 / 管理番号 / asset tag.
 _NETBIOS_HOST = re.compile(
-    r"(?i)(?<![0-9A-Za-z_.@\\/¥-])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*?"
+    r"(?i)(?<![0-9A-Za-z_.@\\/¥-])(?P<prefix>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*?)"
     r"-(?:SV|SRV|SVR|FS|DC|AD|NAS|DB|AP|WEB|MAIL|PRT|PC|TC|VDI|RDS|WSUS|FW|RT|SW|UTM)-?\d{2,4}"
     r"(?![0-9A-Za-z_-]|\.[0-9A-Za-z])"
 )
+_ASSET_NUMBER = r"(?:資産(?:管理)?(?:番号|No\.?|ID)|管理番号|備品(?:番号|No\.?)|(?<![A-Za-z])asset[ _-]?(?:no\.?|number|tag|id)?)"
+_ASSET_LABEL = re.compile(rf"(?i){_ASSET_NUMBER}[ \t]*[:]?[ \t]*$")
 _PHONE = re.compile(
     r"(?<![\d-])(?:0\d{1,4}-\d{1,4}-\d{3,4}|\(0\d{1,4}\)\s?\d{1,4}-\d{4}|0\d{1,4}\(\d{1,4}\)\d{3,4}"
     r"|0[5789]0[- ]?\d{4}[- ]?\d{4}|0120-?\d{3}-?\d{3})(?![\d-])"
@@ -79,37 +92,54 @@ _INTL_PHONE = re.compile(
     r"(?<![0-9A-Za-z+])\+[1-9]\d{0,2}(?:[ -]?\(0\)[ -]?|[ -])\d{1,4}(?:[ -]\d{2,5}){1,3}(?![0-9A-Za-z-])"
 )
 # Where a value (URL, UNC path, secret) ends: Japanese punctuation and brackets, and these characters
-# when they were typed full-width (（）；，) — text is folded, so they are found by their original.
+# when they were typed full-width (（）；，：) — text is folded, so they are found by their original.
 _PROSE_STOPS = "、。「」『』【】〔〕《》〈〉"
-_WIDE_STOPS = "（）［］｛｝；，"
+_WIDE_STOPS = "（）［］｛｝；，："  # a full-width colon is a label's: ＰＳＫ：mT8#… is not one value
 
 # Secrets: a keyword, a separator, then a value. Keywords in English (configs, logs) and Japanese.
 _SECRET_KEYWORD = (
-    r"(?:(?<![A-Za-z/\\])(?:password|passwd|passphrase|passcode|pwd|pass|pw|pin|psksecret|secret|token"
+    r"(?:(?<![A-Za-z/\\])(?:password|passwd|passphrase|passcode|pwd|pass|pw|pin|psksecret|secret(?:[_-]?(?:access[_-]?)?key)?|token"
     r"|api[_ -]?key|pre-?shared-?key|psk|community(?:名|文字列|[ _-]?(?:name|string))?)(?![A-Za-z])"
     r"|パスワード|パスフレーズ|パスコード|(?<![ァ-ヴー])パス|暗証番号|認証(?:キー|鍵)|(?:事前)?共有(?:キー|鍵|シークレット)"
     r"|共通鍵|暗号化?キー|セキュリティキー|ネットワークキー|(?:WPA[23]?|WEP|Wi-?Fi)(?:-PSK)?\s*(?:の\s*)?(?:キー|パスワード)"
     r"|(?:SNMP\s*(?:の\s*)?)?コミュニティ(?:名|文字列)|SNMP\s*(?:の\s*)?コミュニティ|シークレット|(?:アクセス)?トークン"
     r"|API\s*キー)"
 )
+# A quoted key is a JSON one ("token": "…"). After a line break (a form copied as 「パスワード\nAbc#1234」)
+# only a value standing alone on the next line counts. Words
+# between a config keyword and its value: type numbers and text/ascii/hex/ENC, Palo Alto's
+# ``pre-shared-key key X``, Yamaha's ``snmp community read-only X``.
 _SECRET = re.compile(
-    rf"(?i)(?P<keyword>{_SECRET_KEYWORD})(?:\s*\([^()]{{1,12}}\))?\s*】?"
-    r"(?P<sep>\s*[:=]\s*|\s*は\s*|\s*[をが]\s*|\s+|(?=[「『]))"
-    r"(?P<prefix>(?:(?:\d{1,2}|text|ascii|hex|ENC)\s+){0,2})"
-    r"(?:[「『\"'](?P<quoted>[^「『」』\"'\n]{1,64})[」』\"']|(?P<value>[!-~]{4,}))"
+    rf"(?i)(?P<keyword>{_SECRET_KEYWORD})(?:[ \t]*\([^()\n]{{1,12}}\))?[ \t]*】?"
+    r"(?P<sep>[\"']?\s*[:=]\s*|\s*は\s*|\s*[をが]\s*|[ \t]*\n[ \t]*|[ \t]+|(?=[「『]))"
+    r"(?P<prefix>(?:(?:\d{1,2}|text|ascii(?:-text)?|hex|ENC|key|read-?only|read-?write)[ \t]+){0,2})"
+    r"(?:[「『\"'](?P<quoted>[^「『」』\"'\n]{1,64})[」』\"']|(?P<value>(?![\"'])[!-~]{4,}))"
+)
+# The new value of a change from a default or a date: 「コミュニティ名を本日付で初期値から snmpHsn2411 に変更」.
+_CHANGED_FROM = re.compile(
+    rf"(?i)(?P<keyword>{_SECRET_KEYWORD})[ \t]*[をは][^、。\n「」『』]{{0,20}}?から[ \t]*"
+    r"(?:[「『\"'](?P<quoted>[^「『」』\"'\n]{1,64})[」』\"']|(?P<value>[!-~]{4,}?))[ \t]*に(?:変更|設定|更新|リセット)"
 )
 # "ID/PW: admin / P@ss" — only the part after the slash is the secret.
 _ID_PASSWORD_PAIR = re.compile(
     r"(?i)(?<![A-Za-z])(?:ログイン|ユーザー?)?(?:ID|名)\s*[/・]\s*(?:PW|pass(?:word)?|パスワード)(?![A-Za-z])"
     r"\s*(?:[:=]|は)?\s*[「\"]?[!-.0-~]+?[」\"]?\s*/\s*[「\"]?(?P<value>[!-~]{4,}?)[」\"]?(?![!-~])"
 )
-# Network-device configs: the shared key of a RADIUS/TACACS+ server (radius-server host … key X,
+# Network-device configs: the shared key of a RADIUS/TACACS+ server or an IKE peer (radius-server host … key X,
 # tacacs-server key X, a "key 7 …" line under a server), key-string (key chains), OSPF/NTP keys.
 _DEVICE_KEY = re.compile(
     r"(?im)(?:(?<![A-Za-z-])(?P<named>key-string|server-key|authentication-key|message-digest-key[ \t]+\d+[ \t]+md5)"
-    r"|(?:^[ \t]*|(?<![A-Za-z-])(?:radius|tacacs)(?:-server|\+)?(?![A-Za-z])[^\n]*?[ \t])key)"
+    r"|(?:^[ \t]*|(?<![A-Za-z-])(?:radius|tacacs|isakmp|ike)(?:-server|\+)?(?![A-Za-z])[^\n]*?[ \t])key)"
     r"[ \t]+(?P<type>\d[ \t]+)?(?P<value>[!-~]{4,})(?![!-~])"
 )
+# The community of an SNMP manager given by position: ``snmp-server host 10.1.1.1 version 2c X``,
+# NEC IX ``snmp-agent ip host 10.1.9.50 X version 2`` (SNMPv3 names a user there, not a secret).
+_SNMP_HOST = re.compile(
+    r"(?im)^[ \t]*(?:snmp-server|snmp-agent(?:[ \t]+ip)?|snmp(?:v2c)?)[ \t]+host[ \t]+[0-9A-Za-z:._-]+"
+    r"(?P<options>(?:[ \t]+(?:traps?|informs?|version[ \t]+[0-9a-z]+|vrf[ \t]+\S+))*)[ \t]+(?P<value>[!-~]{4,})"
+)
+# A Wi-Fi QR code's payload: WIFI:T:WPA;S:<ssid>;P:<key>;; (fields in any order, \; escapes a semicolon).
+_WIFI_QR = re.compile(r"(?i)(?<![A-Za-z])WIFI:(?:[A-Z]{1,2}:(?:\\.|[^;\\\n])*;)*?P:(?P<value>(?:\\.|[^;\\\n])+)")
 # net use [Z:] \\host\share <password> [/user:…]: the first argument after the path not starting with /.
 _NET_USE = re.compile(r"(?im)(?<![A-Za-z])net[ \t]+use(?P<args>[ \t][^\n]*)")
 # HTTP authorisation: "Authorization: Basic dXNl…", "Bearer <token>" (a JWT with its dots is one value).
@@ -135,11 +165,18 @@ _HASH_LENGTHS = (32, 40, 56, 64, 96, 128)  # MD5, SHA-1, SHA-2: file hashes are 
 _TERM = re.compile(r"[A-Za-z]+|[A-Za-z]{1,4}[-.]?\d{1,3}(?:\.\d+)*|\d+[A-Za-z]{1,5}")
 # After such a value, what shows it is the value itself ("…はabc123です", not "…はSHA256で保存").
 _VALUE_ENDS = re.compile(r"[ \t]*(?:\n|$|[、。,.;()\]」』】!?]|です|でした|だった|のまま|に(?:変更|設定|リセット|更新))")
-_NOT_VALUES = ("なし", "無し", "不明", "未設定")
+_NOT_VALUES = ("なし", "無し", "不明", "未設定", "null", "none", "nil", "true", "false", "undefined")
+# Placeholders filled in elsewhere: ${DB_PASSWORD}, $(cat file), {{ vault_pw }}, %DB_PASS%, <password>, $DB_PASS.
+_PLACEHOLDER = re.compile(
+    r"\$\{[^{}\n]+\}|\$\([^\n]+\)|\{\{[^{}\n]+\}\}|%[A-Za-z_][A-Za-z0-9_]*%|<[^<>\n]{1,40}>"
+    r"|\$[A-Z][A-Z0-9]*(?:_[A-Z][A-Z0-9]*)+|(?i:\$env:[A-Z_][A-Z0-9_]*)")
+# After a bare シリアル only a value of 8+ capitals and digits (シリアル FGT60FTK20094417, not シリアル RS-232C).
 _SERIAL = re.compile(
-    r"(?i)(?:(?:s/n|serial(?:\s*(?:no\.?|number|#))?|シリアル(?:番号|ナンバー|No\.?)|製造(?:番号|No\.?)|サービスタグ|service\s*tag)"
-    r"\s*[:]?|(?:シリアル|(?<![A-Za-z])SN)\s*:)\s*(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{5,})(?![A-Za-z0-9])"
+    r"(?i)(?:(?:s/n|serial(?:[ \t_-]*(?:no\.?|number|num|#))?|シリアル(?:番号|ナンバー|No\.?)|製造(?:番号|No\.?)|サービスタグ|service\s*tag)"
+    r"\s*[:=]?|(?:シリアル|(?<![A-Za-z])SN)\s*:)\s*(?=[A-Z0-9-]*\d)([A-Z0-9][A-Z0-9-]{5,})(?![A-Za-z0-9])"
+    r"|シリアル[ \t]+(?-i:(?=[A-Z0-9]*\d)(?=[A-Z0-9]*[A-Z])([A-Z0-9]{8,}))(?![A-Za-z0-9-])"
 )
+_SERIAL_VALUE = re.compile(r"(?i)(?=[A-Z0-9-]*\d)[A-Z0-9][A-Z0-9-]{5,}")
 
 
 @dataclass(frozen=True)
@@ -216,31 +253,33 @@ def find_sensitive(text: str, personal_names: list[str] | tuple[str, ...] = (),
         if _is_address(m, text):
             add("ipv4", m.start(), m.end())
     for m in _IPV6.finditer(text):
-        candidate = m.group().split("/")[0]
-        if candidate.count(":") < 2:
-            continue
-        try:
-            ipaddress.IPv6Address(candidate)
-        except ValueError:
-            continue
-        add("ipv6", m.start(), m.end())
+        if m.start() and text[m.start() - 1] == ":" and m.start() - 1 not in stops:
+            continue  # the tail of a longer colon-separated run
+        if _is_ipv6_host(m.group()):
+            add("ipv6", m.start(), m.end())
     for m in _MAC.finditer(text):
         if not _continues_a_hex_sequence(text, m.start()):
             add("mac", m.start(), m.end())
     for m in _HOSTNAME.finditer(text):
         if _is_internal_host(m.group()):
             add("hostname", m.start(), m.end())
+    tables = _tables(text, stops)
     for m in _NETBIOS_HOST.finditer(text):
-        add("hostname", m.start(), m.end())
+        if len(m.group("prefix")) > 1 and not _ASSET_LABEL.search(text, max(0, m.start() - 16), m.start()) \
+                and not any(s <= m.start() < e for s, e in tables.assets):
+            add("hostname", m.start(), m.end())
     for m in _PHONE.finditer(text):
         add("phone", m.start(), m.end())
     for m in _INTL_PHONE.finditer(text):
         if 8 <= len(re.sub(r"\(0\)|\D", "", m.group())) <= 15:
             add("phone", m.start(), m.end())
-    for start, end in _secrets(text, stops):
+    for start, end in _secrets(text, stops, tables):
         add("secret", start, end)
     for m in _SERIAL.finditer(text):
-        add("serial", m.start(1), m.end(1))
+        group = 1 if m.group(1) is not None else 2
+        add("serial", m.start(group), m.end(group))
+    for start, end in tables.serials:
+        add("serial", start, end)
     for name in personal_names:
         for start, end in _name_spans(text, name, personal=True):
             add("person", start, end)
@@ -284,9 +323,11 @@ def _name_spans(text: str, name: str, personal: bool) -> list[tuple[int, int]]:
     return [m.span() for m in re.finditer(pattern, text, re.IGNORECASE)]
 
 
-def _secrets(text: str, stops: set[int] | frozenset[int] = frozenset()) -> list[tuple[int, int]]:
+def _secrets(text: str, stops: set[int] | frozenset[int] = frozenset(),
+             tables: _Tables | None = None) -> list[tuple[int, int]]:
     """Spans of passwords, keys and the like (a finding may overlap another; the caller resolves).
     ``stops`` are positions a value cannot extend over (Japanese punctuation, full-width brackets)."""
+    tables = tables if tables is not None else _tables(text, stops)
     spans: list[tuple[int, int]] = []
     paired: list[tuple[int, int]] = []
     for m in _ID_PASSWORD_PAIR.finditer(text):
@@ -297,18 +338,41 @@ def _secrets(text: str, stops: set[int] | frozenset[int] = frozenset()) -> list[
             spans.append((start, end))
     for m in _AUTH_MYNAME.finditer(text):
         spans.append(m.span("value"))
-    for m in _SECRET.finditer(text):
-        if any(s <= m.start("keyword") < e for s, e in paired):
-            continue
+    position = 0
+    while m := _SECRET.search(text, position):
+        # a match without a value may have taken the next keyword as its value: search on after its own
+        position = m.end("keyword")
+        if any(s <= m.start("keyword") < e for s, e in paired) or ("\n" in m.group("sep") and any(
+                s <= m.start("keyword") < e for s, e in tables.headers)):
+            continue  # below a table's header is a row, read by _tables (ID,パスワード\nadmin,Abc#1)
         span = _secret_value(text, m, stops)
+        if span:
+            position = max(position, m.end())
         while span:  # and the new value after the old one (… から … に変更)
             spans.append(span)
             span = _changed_to(text, span[1], stops)
+    for m in _CHANGED_FROM.finditer(text):
+        if m.group("quoted") is not None:
+            span = _quoted_value(m, "quoted")
+        else:
+            value = m.group("value")
+            span = m.span("value") if _is_value(value) and _looks_like_password(value) else None
+        if span:
+            spans.append(span)
     for m in _DEVICE_KEY.finditer(text):
         start = m.start("value")
         end = _secret_end(text, start, m.end("value"), stops)
         value = text[start:end]
         if _is_value(value) and (m.group("named") or m.group("type") or _looks_like_password(value)):
+            spans.append((start, end))
+    for m in _SNMP_HOST.finditer(text):
+        value = m.group("value")
+        if not re.search(r"(?i)version[ \t]+3", m.group("options")) and _is_value(value) and _looks_like_password(value):
+            spans.append(m.span("value"))
+    for m in _WIFI_QR.finditer(text):
+        start = m.start("value")
+        end = _value_end(text, start, m.end("value"), stops, punctuation="")
+        if _is_value(text[start:end]):
             spans.append((start, end))
     for m in _NET_USE.finditer(text):
         spans.extend(_net_use_password(text, m, stops))
@@ -321,7 +385,7 @@ def _secrets(text: str, stops: set[int] | frozenset[int] = frozenset()) -> list[
             spans.append((start, end))
     for m in _JWT.finditer(text):
         spans.append(m.span())
-    spans.extend(_table_secrets(text, stops))
+    spans.extend(tables.secrets)
     for m in _BITLOCKER_KEY.finditer(text):
         spans.append(m.span())
     for m in _PRODUCT_KEY.finditer(text):
@@ -354,14 +418,16 @@ _NEXT_SETTING = re.compile(r";(?=[ \t]*[A-Za-z][A-Za-z0-9 _]*=)")  # Password=x;
 
 
 def _secret_end(text: str, start: int, end: int, stops: set[int] | frozenset[int]) -> int:
+    """A trailing colon ends a YAML key, not a value (``password:\n  sslmode: require``)."""
     cut = _NEXT_SETTING.search(text, start, end)
-    return _value_end(text, start, cut.start() if cut else end, stops, punctuation=",;")
+    return _value_end(text, start, cut.start() if cut else end, stops, punctuation=",;:")
 
 
 def _is_value(value: str) -> bool:
-    """Not empty, a placeholder, 'なし', a path or an already masked value (********)."""
-    return not (len(value) < 4 or value.startswith("[") or value in _NOT_VALUES or _is_path(value)
-                or re.fullmatch(r"[*●xX•]+", value))
+    """Not empty, a placeholder ([パスワード等], ${DB_PASSWORD}), 'なし', null, a path or an already masked
+    value (********)."""
+    return not (len(value) < 4 or value.startswith("[") or value.lower() in _NOT_VALUES or _is_path(value)
+                or re.fullmatch(r"[*●xX•]+", value) or _PLACEHOLDER.fullmatch(value))
 
 
 def _looks_like_password(value: str) -> bool:
@@ -380,10 +446,14 @@ def _secret_value(text: str, m: re.Match, stops: set[int] | frozenset[int] = fro
     start = m.start("value")
     end = _secret_end(text, start, m.end("value"), stops)
     value = text[start:end]
-    if not _is_value(value):
-        return None
+    if not _is_value(value) or _PLACEHOLDER.match(text, start):
+        return None  # password: <your password>, SECRET_KEY=$(python -c '…')
     sep = m.group("sep")
     strong = bool(re.search(r"[:=は]", sep)) or text[m.end("keyword"):m.start("sep")].strip().endswith("】")
+    line_end = text.find("\n", end)
+    if not strong and "\n" in sep and (m.group("prefix") or (
+            text[end:None if line_end < 0 else line_end].strip() and not _VALUE_ENDS.match(text, end))):
+        return None  # after a line break only a value that stands alone on the next line
     if strong and not m.group("prefix"):
         if _TERM.fullmatch(value) and not _VALUE_ENDS.match(text, end):
             return None
@@ -394,7 +464,8 @@ def _secret_value(text: str, m: re.Match, stops: set[int] | frozenset[int] = fro
 def _quoted_value(m: re.Match, group: str) -> tuple[int, int] | None:
     quoted = m.group(group)
     value, start = quoted.strip(), m.start(group) + len(quoted) - len(quoted.lstrip())
-    if len(value) < 4 or not re.search(r"[A-Za-z0-9]", value) or value.startswith("[") or _is_path(value):
+    if len(value) < 4 or not re.search(r"[A-Za-z0-9]", value) or value.startswith("[") or _is_path(value) \
+            or _PLACEHOLDER.fullmatch(value):
         return None
     return start, start + len(value)
 
@@ -440,13 +511,34 @@ def _net_use_password(text: str, m: re.Match, stops: set[int] | frozenset[int]) 
     return []
 
 
-def _table_cells(text: str, start: int, end: int) -> list[tuple[int, int]] | None:
-    """The cells of a tab-separated (pasted from Excel) or Markdown (| a | b |) row, else None."""
+_CSV_FIELD = re.compile(r'[ \t]*(?:"(?:[^"\n]|"")*"|[^,"\n]*)[ \t]*')
+_SERIAL_HEADER = re.compile(
+    r"(?i).{0,12}?(?:シリアル(?:番号|ナンバー|No\.?)?|製造(?:番号|No\.?)|(?<![A-Za-z])S/?N|serial(?:[ _-]?(?:no\.?|number|#))?"
+    r"|サービスタグ|service[ _-]?tag)")
+_ASSET_HEADER = re.compile(rf"(?i).{{0,6}}?{_ASSET_NUMBER}")
+
+
+@dataclass
+class _Tables:
+    """What the header row of a pasted table says about its columns: the cells under a password
+    column (secrets), under a serial-number column (serials), under an asset-number column (not host
+    names), and where the header rows are (their keywords are not followed by a value)."""
+    secrets: list[tuple[int, int]] = field(default_factory=list)
+    serials: list[tuple[int, int]] = field(default_factory=list)
+    assets: list[tuple[int, int]] = field(default_factory=list)
+    headers: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _table_cells(text: str, start: int, end: int) -> tuple[str, list[tuple[int, int]]] | None:
+    """The separator and cells of a tab-separated (pasted from Excel), Markdown (| a | b |) or
+    comma-separated (CSV, quoted fields too) row, else None."""
     line = text[start:end]
     if "\t" in line:
         sep = "\t"
     elif line.lstrip().startswith("|") and line.count("|") >= 2:
         sep = "|"
+    elif "," in line:
+        return ",", _csv_cells(text, start, end)
     else:
         return None
     cells, position = [], start
@@ -455,35 +547,77 @@ def _table_cells(text: str, start: int, end: int) -> list[tuple[int, int]] | Non
         cell_start = position + (len(cell) - len(cell.lstrip()))
         cells.append((cell_start, cell_start + len(stripped)))
         position += len(cell) + 1
-    return cells
+    return sep, cells
 
 
-def _table_secrets(text: str, stops: set[int] | frozenset[int]) -> list[tuple[int, int]]:
-    """The cells under a header cell naming a password (パスワード, 管理者PW, 事前共有キー …) in the
-    rows of the same table (until a line that is not a row)."""
-    spans: list[tuple[int, int]] = []
-    columns: list[int] = []
+def _csv_cells(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    cells, position = [], start
+    while True:
+        m = _CSV_FIELD.match(text, position, end)
+        cell_start, cell_end = m.start() + len(m.group()) - len(m.group().lstrip()), m.start() + len(m.group().rstrip())
+        if cell_end - cell_start >= 2 and text[cell_start] == '"' and text[cell_end - 1] == '"':
+            cell_start, cell_end = cell_start + 1, cell_end - 1
+        cells.append((cell_start, cell_end))
+        if m.end() >= end or text[m.end()] != ",":
+            return cells
+        position = m.end() + 1
+
+
+def _is_csv_header(text: str, cells: list[tuple[int, int]]) -> bool:
+    """A comma-separated line is a header row only when every cell is short (not a sentence)."""
+    return all(e - s <= 24 and not re.search(r"[。、]", text[s:e]) for s, e in cells)
+
+
+def _tables(text: str, stops: set[int] | frozenset[int]) -> _Tables:
+    """The columns of a table named by its header row — パスワード, 管理者PW, 事前共有キー … (secrets),
+    シリアル, 製造番号, S/N (serials), 資産番号, 管理番号 (asset numbers) — in the rows of the same table
+    (until a line that is not a row; a CSV row must have as many cells as its header)."""
+    tables = _Tables()
+    columns: dict[int, str] = {}
+    width = 0
     line_start = 0
     while line_start <= len(text):
         line_end = text.find("\n", line_start)
         line_end = len(text) if line_end < 0 else line_end
-        cells = _table_cells(text, line_start, line_end)
-        if cells is None:
-            columns = []
-        else:
-            header = [i for i, (s, e) in enumerate(cells) if _SECRET_HEADER.fullmatch(text[s:e])]
+        row = _table_cells(text, line_start, line_end)
+        if row is None or (row[0] == "," and columns and len(row[1]) != width):
+            columns = {}
+        if row is not None:
+            sep, cells = row
+            header = {}
+            if sep != "," or _is_csv_header(text, cells):
+                for i, (s, e) in enumerate(cells):
+                    cell = text[s:e]
+                    if _SECRET_HEADER.fullmatch(cell):
+                        header[i] = "secret"
+                    elif _SERIAL_HEADER.fullmatch(cell):
+                        header[i] = "serial"
+                    elif _ASSET_HEADER.fullmatch(cell):
+                        header[i] = "asset"
             if header:
-                columns = header
-            for i in [] if header else columns:
-                if i >= len(cells):
-                    continue
-                start, end = cells[i]
-                end = _secret_end(text, start, end, stops)
-                value = text[start:end]
-                if re.fullmatch(r"[!-~]+", value) and _is_value(value) and not re.fullmatch(r":?-+:?", value):
-                    spans.append((start, end))
+                columns, width = header, len(cells)
+                tables.headers.append((line_start, line_end))
+            else:
+                for i, kind in columns.items():
+                    if i < len(cells):
+                        _table_cell(text, cells[i], kind, stops, tables)
         line_start = line_end + 1
-    return spans
+    return tables
+
+
+def _table_cell(text: str, cell: tuple[int, int], kind: str, stops: set[int] | frozenset[int],
+                tables: _Tables) -> None:
+    start, end = cell
+    if kind == "asset":
+        tables.assets.append((start, end))
+    elif kind == "serial":
+        if _SERIAL_VALUE.fullmatch(text, start, end):
+            tables.serials.append((start, end))
+    else:
+        end = _secret_end(text, start, end, stops)
+        value = text[start:end]
+        if re.fullmatch(r"[!-~]+", value) and _is_value(value) and not re.fullmatch(r":?-+:?", value):
+            tables.secrets.append((start, end))
 
 
 def _is_path(value: str) -> bool:
@@ -511,6 +645,22 @@ def _is_address(m: re.Match, text: str) -> bool:
     if _VERSION_BEFORE.search(before) or _SECTION_BEFORE.search(before) or _SECTION_AFTER.match(text, m.end()):
         return False
     return True
+
+
+def _is_ipv6_host(value: str) -> bool:
+    """An IPv6 address (with or without a prefix length) that is a host's or a network's of its own:
+    not the loopback, the unspecified address, a multicast group or a well-known block as such."""
+    address, _, prefix = value.partition("/")
+    if address.count(":") < 2:
+        return False
+    try:
+        parsed = ipaddress.IPv6Address(address)
+        network = ipaddress.IPv6Network(value, strict=False) if prefix else None
+    except ValueError:
+        return False
+    if parsed.is_loopback or parsed.is_unspecified or parsed.is_multicast:
+        return False
+    return not (network is not None and network.network_address == parsed and network in _GENERIC_IPV6_NETWORKS)
 
 
 def _is_mask(value: int) -> bool:
