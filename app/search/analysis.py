@@ -1,12 +1,17 @@
 """Text analysis for Japanese help-desk text.
 
 Both the index and the queries go through the same steps:
-1. ``normalise``: Unicode NFKC (ＶＰＮ→VPN, ｻｰﾊﾞ→サーバ), case folding, and the long-vowel mark at the
-   end of katakana words dropped (サーバー→サーバ, プリンター→プリンタ).
-2. Words: SudachiPy (dictionary ``core``) in split mode C, with each compound's mode-A parts as
+1. ``prefold``: Unicode NFKC (ＶＰＮ→VPN, ｻｰﾊﾞ→サーバ), case folding, the long-vowel mark at the
+   end of katakana words dropped (サーバー→サーバ, プリンター→プリンタ), and version shorthands
+   spelled one way (Win10, Windows10 → windows 10; WS2019 → windows server 2019). Sudachi reads this.
+2. ``normalise`` = ``prefold`` plus every long-vowel mark after a katakana letter dropped, inside
+   compounds too (サーバールーム = サーバルーム, セキュリティーポリシー = セキュリティポリシー): the form of
+   every term in the index, every query word and every string matched against text.
+3. Words: SudachiPy (dictionary ``core``) in split mode C, with each compound's mode-A parts as
    extra tokens at the same position (情報セキュリティポリシー also yields セキュリティ, ポリシ).
-   Particles, auxiliaries, symbols and filler (こと, とき, する ...) are dropped.
-3. Character bigrams of the normalised text, for words the dictionary does not know.
+   Particles, auxiliaries, symbols, filler (こと, とき, する ...) and request phrases (教えて,
+   〜について, 〜したい, 〜のはなぜ) are dropped.
+4. Character bigrams of the normalised text, for words the dictionary does not know.
 
 The Whoosh tokenizers below are pickled into the index schema: they live at a stable import path
 and hold no Sudachi object in their state. Sudachi tokenizers are created lazily, one per thread
@@ -42,17 +47,53 @@ STOPWORDS = frozenset({
     "良い", "よい", "いい", "無い", "ない", "それ", "これ", "何", "どう", "について", "関する", "問い合わせ",
     "質問", "相談", "お願い", "願う", "ほしい", "欲しい", "たい", "困る", "的", "仕舞う", "しまう",
     "下さい", "ください", "どこ", "いつ", "誰", "なぜ", "何故", "どの", "どれ", "くらい", "ぐらい",
+    # request phrases: 〜してもらえますか, 〜を伺いたい, 〜と考えています
+    "もらう", "貰う", "くれる", "呉れる", "おる", "伺う", "存じる", "考える", "御座る", "ござる", "頂ける",
+    "いただける", "どうして", "如何", "いかが", "具体", "具体的", "可能", "お伺い", "教示", "つく", "付く", "遣る", "やる",
 })
 
 
+# Version shorthands that staff write in many ways: one spelling for the index and the queries.
+_SHORTHANDS = (
+    (re.compile(r"(?<![0-9a-z])(?:windows|win)\s?(xp|vista|7|8\.1|8|10|11)(?![0-9a-z])"), r"windows \1"),
+    (re.compile(r"(?<![0-9a-z])(?:windows\s?server|winsvr|ws)\s?(2008|2012|2016|2019|2022|2025)(?![0-9])"),
+     r"windows server \1"),
+)
+_LONG_VOWEL_AFTER_KATAKANA = re.compile(r"(?<=[\u30a1-\u30fa])\u30fc+")
+
+
+def prefold(text: str) -> str:
+    """What Sudachi reads: NFKC, case folding, no long-vowel mark at the end of katakana words,
+    version shorthands spelled one way."""
+    folded = _KATAKANA_LONG_VOWEL_END.sub(r"\1", unicodedata.normalize("NFKC", text).casefold())
+    for pattern, replacement in _SHORTHANDS:
+        folded = pattern.sub(replacement, folded)
+    return folded
+
+
+def fold_katakana(text: str) -> str:
+    """No long-vowel mark after a katakana letter (the mark in compounds and word ends varies)."""
+    return _LONG_VOWEL_AFTER_KATAKANA.sub("", text)
+
+
 def normalise(text: str) -> str:
-    """NFKC, case folding, and no long-vowel mark at the end of katakana words."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return _KATAKANA_LONG_VOWEL_END.sub(r"\1", folded)
+    """The form of terms, query words and matched strings (see the module docstring)."""
+    return fold_katakana(prefold(text))
 
 
 def fold_word(word: str) -> str:
     return normalise(word).strip()
+
+
+def fold_katakana_with_offsets(text: str) -> tuple[str, list[int]]:
+    """``fold_katakana(text)`` plus, for each of its characters, its index in ``text`` (and one
+    more entry for the end)."""
+    kept = [i for i in range(len(text))]
+    for match in _LONG_VOWEL_AFTER_KATAKANA.finditer(text):
+        for k in range(match.start(), match.end()):
+            kept[k] = -1
+    offsets = [i for i in kept if i >= 0]
+    return "".join(text[i] for i in offsets), offsets + [len(text)]
 
 
 def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
@@ -76,11 +117,25 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     for match in _KATAKANA_LONG_VOWEL_END.finditer(folded):
         for k in range(match.end(1), match.end()):
             keep[k] = False
-    if all(keep):
-        return folded, offsets
-    out = "".join(ch for ch, k in zip(folded, keep) if k)
-    out_offsets = [o for o, k in zip(offsets[:-1], keep) if k] + [offsets[-1]]
-    return out, out_offsets
+    if not all(keep):
+        folded = "".join(ch for ch, k in zip(folded, keep) if k)
+        offsets = [o for o, k in zip(offsets[:-1], keep) if k] + [offsets[-1]]
+    # Version shorthands: the replacement's characters point at the start of what they replace.
+    for pattern, replacement in _SHORTHANDS:
+        pieces, new_offsets, cursor = [], [], 0
+        for match in pattern.finditer(folded):
+            pieces.append(folded[cursor:match.start()])
+            new_offsets.extend(offsets[cursor:match.start()])
+            expanded = match.expand(replacement)
+            pieces.append(expanded)
+            new_offsets.extend([offsets[match.start()]] * len(expanded))
+            cursor = match.end()
+        if pieces:
+            pieces.append(folded[cursor:])
+            new_offsets.extend(offsets[cursor:])
+            folded, offsets = "".join(pieces), new_offsets + [offsets[-1]]
+    out, inner = fold_katakana_with_offsets(folded)
+    return out, [offsets[i] for i in inner]
 
 
 # --- Sudachi ----------------------------------------------------------------------------------
@@ -114,6 +169,7 @@ class Word:
     parts: list[str] = field(default_factory=list)
     start: int = 0
     end: int = 0
+    predicate: bool = False   # a verb or adjective (says less about the topic than a noun)
 
 
 # Sudachi works on bounded chunks: long texts are cut at line ends.
@@ -133,11 +189,12 @@ def _chunks(text: str):
 
 
 def words(text: str, *, normalised: bool = False) -> list[Word]:
-    """The content words of ``text`` (normalised first unless it already is)."""
+    """The content words of ``text``, each in its ``normalise``d form; offsets point into
+    ``prefold(text)`` (``normalised=True``: ``text`` has been through ``prefold`` already)."""
     if not text:
         return []
     if not normalised:
-        text = normalise(text)
+        text = prefold(text)
     tokenizer = _sudachi()
     mode_a = _local.mode_a
     result: list[Word] = []
@@ -154,7 +211,7 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
             if not _RUN.search(folded):
                 continue
             parts: list[str] = []
-            if len(m.surface()) > 3:
+            if len(m.surface()) >= 3:
                 split = m.split(mode_a)
                 if len(split) > 1:
                     for p in split:
@@ -162,7 +219,7 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
                             part = fold_word(p.normalized_form())
                             if part and part != folded and part not in STOPWORDS and part not in parts:
                                 parts.append(part)
-            result.append(Word(folded, parts, offset + m.begin(), offset + m.end()))
+            result.append(Word(folded, parts, offset + m.begin(), offset + m.end(), pos in ("動詞", "形容詞")))
     return result
 
 

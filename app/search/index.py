@@ -16,6 +16,8 @@ import os
 import shutil
 import threading
 import time
+import weakref
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,14 @@ from whoosh.columns import NumericColumn, TranslatingColumnReader
 from whoosh.util.numeric import byte_to_length
 
 from app.search.analysis import BigramTokenizer, JapaneseWordTokenizer
+
+# Whoosh names segments and temporary files with the ``random`` module. Forked server workers
+# share its state (and tests that seed it repeat it), so two writers can pick the same segment
+# name and read each other's half-written files. Names come from the OS instead.
+import random as _random  # noqa: E402
+import whoosh.util as _whoosh_util  # noqa: E402
+
+_whoosh_util.random = _random.SystemRandom()
 
 CURRENT = "CURRENT"
 LOCK = "write.lock"
@@ -104,6 +114,54 @@ def _numeric_column(column, doccount: int) -> np.ndarray:
     return np.array(list(column), dtype=np.int64)
 
 
+class SegmentArrays:
+    """What never changes in a Whoosh segment, shared by every reader of the process: postings of
+    terms, field lengths and numeric columns, as numpy arrays over the segment's own document
+    numbers. A new index version (a publish, an edit) adds or merges a few small segments and
+    changes deletions; the large old segments keep their arrays, so the first search after a
+    write decodes only what is new. Bounded (least recently used dropped first)."""
+
+    def __init__(self, limit_bytes: int = 384 * 1024 * 1024):
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self._held = 0
+        self._limit = limit_bytes
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, compute):
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        value = compute()
+        size = getattr(value, "nbytes", 64)
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = value
+                self._held += size
+            while self._held > self._limit and len(self._items) > 1:
+                _old_key, old = self._items.popitem(last=False)
+                self._held -= getattr(old, "nbytes", 64)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._held = 0
+
+
+SEGMENT_ARRAYS = SegmentArrays()
+
+
+def _segment_key(leaf) -> str | None:
+    segment = leaf.segment() if hasattr(leaf, "segment") else None
+    storage = getattr(leaf, "_storage", None)
+    folder = getattr(getattr(storage, "b", storage), "folder", None) or getattr(storage, "folder", None)
+    if segment is None or folder is None:
+        return None
+    return f"{folder}/{segment.segment_id()}"
+
+
 class ReaderCache:
     """What one reader (one index version) knows, as arrays over its document numbers, computed
     once: postings of terms, masks of filter values, publication dates, case ids, keyed by terms
@@ -136,11 +194,17 @@ class ReaderCache:
         return value
 
     # --- per-document arrays --------------------------------------------------------------
+    def _leaf_array(self, leaf, key: tuple, compute):
+        """A per-segment array, shared across index versions when the segment is known."""
+        segment = _segment_key(leaf)
+        return compute() if segment is None else SEGMENT_ARRAYS.get((segment, *key), compute)
+
     def _concat(self, name: str) -> np.ndarray:
         out = np.zeros(self.size, dtype=np.int64)
         for leaf, offset in self.leaves:
             count = leaf.doc_count_all()
-            out[offset: offset + count] = _numeric_column(leaf.column_reader(name, translate=False), count)
+            out[offset: offset + count] = self._leaf_array(
+                leaf, ("column", name), lambda: _numeric_column(leaf.column_reader(name, translate=False), count))
         return out
 
     def live(self) -> np.ndarray:
@@ -163,12 +227,14 @@ class ReaderCache:
         def compute():
             out = np.zeros(self.size, dtype=np.float32)
             for leaf, offset in self.leaves:
-                column = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
-                if column is None:
-                    continue
                 count = leaf.doc_count_all()
-                raw = _numeric_column(column, count).astype(np.int64)
-                out[offset: offset + count] = _LENGTHS[raw]
+
+                def leaf_lengths(leaf=leaf, count=count):
+                    column = leaf._perdoc._cached_reader(_lenfield(fieldname), LENGTHS_COLUMN)
+                    if column is None:
+                        return np.zeros(count, dtype=np.float32)
+                    return _LENGTHS[_numeric_column(column, count).astype(np.int64)]
+                out[offset: offset + count] = self._leaf_array(leaf, ("lengths", fieldname), leaf_lengths)
             return out
         return self.memo(("lengths", fieldname), compute)
 
@@ -178,14 +244,17 @@ class ReaderCache:
         def compute():
             id_parts, weight_parts = [], []
             for leaf, offset in self.leaves:
-                if (fieldname, text) not in leaf:
-                    continue
-                matcher = leaf.postings(fieldname, text)
-                if isinstance(matcher, FilterMatcher):
-                    matcher = matcher.child  # deletions are removed below, all at once
-                leaf_ids, leaf_weights = _posting_arrays(matcher)
-                id_parts.append(leaf_ids + offset)
-                weight_parts.append(leaf_weights)
+                def leaf_postings(leaf=leaf):
+                    if (fieldname, text) not in leaf:
+                        return _Postings(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+                    matcher = leaf.postings(fieldname, text)
+                    if isinstance(matcher, FilterMatcher):
+                        matcher = matcher.child  # deletions are removed below, all at once
+                    return _Postings(*_posting_arrays(matcher))
+                found = self._leaf_array(leaf, ("postings", fieldname, text), leaf_postings)
+                if len(found.ids):
+                    id_parts.append(found.ids + offset)
+                    weight_parts.append(found.weights)
             id_array = np.concatenate(id_parts) if id_parts else np.zeros(0, dtype=np.int64)
             weight_array = np.concatenate(weight_parts) if weight_parts else np.zeros(0, dtype=np.float32)
             if len(id_array):
@@ -210,6 +279,19 @@ class ReaderCache:
             live = self.live()
             return ScopedView(self, key, live.copy() if mask is None else (mask & live))
         return self.memo(("view", key), compute)
+
+    def longer_terms(self, fieldnames: tuple[str, ...], prefix: str) -> list[str]:
+        """Terms of these fields that start with ``prefix`` and are longer (every one: which of them
+        count is decided per reader, from their documents)."""
+        def compute():
+            found: set[str] = set()
+            for fieldname in fieldnames:
+                for term in self.reader.expand_prefix(fieldname, prefix):
+                    term = term.decode("utf-8") if isinstance(term, bytes) else term
+                    if term != prefix:
+                        found.add(term)
+            return _Terms(sorted(found))
+        return self.memo(("longer", fieldnames, prefix), compute).terms
 
     def values(self, fieldname: str) -> list[str]:
         return [v.decode("utf-8") if isinstance(v, bytes) else v for v in self.reader.lexicon(fieldname)]
@@ -268,6 +350,15 @@ class ScopedView:
                 out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
             return out
         return self.memo(("impacts", fieldname, text), compute)
+
+
+@dataclass
+class _Terms:
+    terms: list[str]
+
+    @property
+    def nbytes(self) -> int:
+        return 64 + sum(len(t) * 4 for t in self.terms)
 
 
 @dataclass
@@ -409,6 +500,9 @@ class SearchIndex:
         # A new searcher, not ``refresh()``: Whoosh's refresh reuses segment readers by segment
         # id and so keeps their old deletions (an updated or removed case would stay visible).
         searcher = index.searcher()
+        # Segment files stay open while the searcher lives; close them when it goes, whichever
+        # way it goes (replaced here, its thread ended, its index forgotten).
+        weakref.finalize(searcher, _close_quietly, searcher.ixreader)
         cache = ReaderCache(searcher)
         self._local.reading = (index, searcher, cache)
         return searcher, cache
@@ -419,7 +513,7 @@ class SearchIndex:
         """A Whoosh writer on the current generation; hold ``lock()`` around it."""
         name = generation or self.ensure()
         index = whoosh_index.open_dir(str(self.root / name))
-        writer = index.writer()
+        writer = index.writer(compound=False)
         try:
             yield writer
         except BaseException:
@@ -435,8 +529,26 @@ class SearchIndex:
         return sum(f.stat().st_size for f in (self.root / generation).iterdir() if f.is_file())
 
 
+def _close_quietly(reader) -> None:
+    try:
+        reader.close()
+    except Exception:  # already closed, or its files removed by a reindex
+        pass
+
+
 _indexes: dict[str, SearchIndex] = {}
 _indexes_lock = threading.Lock()
+
+
+def forget_indexes() -> None:
+    """Drop every process-wide index object (tests that delete an index directory use this); their
+    searchers close their files as they are collected."""
+    with _indexes_lock:
+        _indexes.clear()
+    SEGMENT_ARRAYS.clear()
+    import gc
+
+    gc.collect()
 
 
 def get_index(root: str | os.PathLike) -> SearchIndex:

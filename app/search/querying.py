@@ -1,47 +1,65 @@
-"""From what a staffer typed to a Whoosh query.
+"""From what a staffer typed to matching and ranking.
 
 - ``"..."`` is a phrase: it must appear as typed (its words narrow the candidates in the
   index, then the phrase itself is checked in the case's text).
-- Everything else is analysed into words; particles and filler are dropped.
-- Each word matches its exact form in the word fields (title and tags > resolution > body), or its
-  compound parts, or, for words the dictionary does not know, all of its character bigrams
-  (so ``nonsense`` finds nothing) with a low weight, and the same for each of its synonyms.
-- Which documents match and how they rank are computed on numpy arrays over the index's
-  documents (ReaderCache): a word's score is BM25 per field, weighted; the query's score is the
-  sum over its words, so documents with more of the words rank higher.
-  A minimum number of words must match: one word of a query may always be missing, more for
-  long sentences, and a word's n-grams never count as words.
+- Everything else is analysed into content words; particles, filler and request phrases are
+  dropped, so a question typed as a sentence becomes the words a keyword search would use.
+- A word matches its exact form in the word fields (title and tags > resolution > body), its
+  compound parts (lower), longer katakana/Latin words that start with it (ファイア → ファイアウォール,
+  lower still), or — for a word the reader's cases do not contain as a word — all of its
+  character bigrams (so ``nonsense`` finds nothing). A synonym group matches through its best
+  member; members other than the one typed count a little less.
+- Everything is computed on numpy arrays over the documents of one reader's view (ScopedView):
+  statistics come from the cases that reader may see.
+
+Which documents are hits (``hit_mask``): those that contain at least one *informative* word of the
+query, a word that is not in most of the reader's cases; when every word of the query is that
+common, a document needs all of them. Ranking (``ranked_scores``): the sum of the words' BM25
+scores, times the share of the query's weight (idf) that the document covers, so cases with all
+the words come first, then cases with fewer, ordered by score.
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.search.analysis import bigrams, has_bigrams, normalise, words
+from app.search.analysis import bigrams, fold_katakana_with_offsets, has_bigrams, normalise, prefold, words
 
 FIELD_WEIGHTS = {"title": 3.0, "resolution": 2.0, "body": 1.0}  # tags are indexed with the title
+WORD_FIELDS = tuple(FIELD_WEIGHTS)
 PARTS_WEIGHT = 0.5
-NGRAM_WEIGHT = 0.6  # shared by all bigrams of a word: ranks below an exact word match
-MAX_WORDS = 8
+PREFIX_WEIGHT = 0.35       # longer words that start with a katakana/Latin query word
+PREFIX_MIN_CHARS = 3
+NGRAM_WEIGHT = 0.6         # shared by all bigrams of a word: ranks below an exact word match
+SYNONYM_WEIGHT = 0.85      # a synonym ranks a little below the word that was typed
+COMMON_SHARE = 0.25        # a word in more than this share of the reader's cases is not informative
+COVERAGE_POWER = 1.5
+PREDICATE_WEIGHT = 0.5     # a verb or adjective of the query, in the score and in the coverage
+MAX_WORDS = 12
 _PHRASE = re.compile(r'"([^"]+)"|“([^”]+)”|＂([^＂]+)＂')
 
 
 @dataclass
 class QueryWord:
-    """A word of the query, or a synonym group standing for one (``members`` set)."""
+    """A word of the query, or a synonym group standing for one (``members`` set; the first
+    member is what was typed)."""
 
     text: str                      # normalised word (or synonym key), as indexed
     parts: list[str] = field(default_factory=list)
     members: list[list[str]] = field(default_factory=list)  # each group member as its words
+    synonym: bool = False          # members beyond the first are synonyms (not spellings of one run)
+    weight: float = 1.0            # verbs and adjectives say less about the topic than nouns
 
 
 @dataclass
 class ParsedQuery:
     words: list[QueryWord]
-    phrases: list[str]
+    phrases: list[str]             # normalised, to find in the text
     needles: list[str]             # normalised strings to highlight in snippets
+    phrase_words: list[QueryWord] = field(default_factory=list)  # the phrases' words, to narrow candidates
 
     @property
     def empty(self) -> bool:
@@ -73,22 +91,23 @@ _UNIT = re.compile(r"[0-9a-z\u30a1-\u30ff][0-9a-z\u30a1-\u30ff\-_./+]*")
 
 
 def _words_of(text: str) -> list[QueryWord]:
-    """Query words of normalised text. A run of Latin letters, digits and katakana typed without
-    a space (a product name ``サツソノゲート``, a model ``nx-00042``) stays one word even where the
-    dictionary splits it: it needs all of its pieces, or its bigrams in a row."""
+    """Query words of prefolded text, as Sudachi splits it. A run of Latin letters, digits and
+    katakana typed without a space (a product name ``サツソノゲート``, a model ``nx-00042``) that the
+    dictionary splits into several words stays one word: it needs all of its pieces, or its
+    bigrams in a row."""
+    tokens = words(text, normalised=True)
     result: list[QueryWord] = []
-    cursor = 0
+    used: set[int] = set()
     for match in _UNIT.finditer(text):
-        result += [QueryWord(w.text, w.parts) for w in words(text[cursor:match.start()], normalised=True)]
-        run = match.group().strip("-_./+")
-        pieces = [w.text for w in words(run, normalised=True)]
-        if len(pieces) > 1:
-            result.append(QueryWord(run, [], [[run], pieces]))
-        else:
-            result += [QueryWord(w.text, w.parts) for w in words(run, normalised=True)]
-        cursor = match.end()
-    result += [QueryWord(w.text, w.parts) for w in words(text[cursor:], normalised=True)]
-    return result
+        inside = [i for i, t in enumerate(tokens) if t.start >= match.start() and t.end <= match.end()]
+        if len(inside) > 1:
+            folded = normalise(match.group().strip("-_./+"))
+            first = inside[0]
+            result.append((first, QueryWord(folded, [], [[folded], [tokens[i].text for i in inside]])))
+            used.update(inside)
+    result += [(i, QueryWord(t.text, t.parts, weight=PREDICATE_WEIGHT if t.predicate else 1.0))
+               for i, t in enumerate(tokens) if i not in used]
+    return [word for _i, word in sorted(result, key=lambda pair: pair[0])]
 
 
 def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuery:
@@ -96,22 +115,28 @@ def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuer
     synonyms = synonyms or {}
     phrases: list[str] = []
 
+    phrase_query_words: list[QueryWord] = []
+
     def take_phrase(match: re.Match) -> str:
-        phrase = normalise(next(g for g in match.groups() if g)).strip()
+        typed = next(g for g in match.groups() if g)
+        phrase = normalise(typed).strip()
         if phrase:
             phrases.append(phrase)
+            phrase_query_words.extend(QueryWord(w.text, w.parts) for w in words(typed))
         return " "
 
-    rest = normalise(_PHRASE.sub(take_phrase, text or "")).replace('"', " ")
+    # Sudachi reads the prefolded text; synonym keys are found in its normalised form.
+    rest = prefold(_PHRASE.sub(take_phrase, text or "")).replace('"', " ")
+    folded, offsets = fold_katakana_with_offsets(rest)
     keys = sorted((k for k in synonyms if len(k) > 1), key=len, reverse=True)
     pieces: list[QueryWord | str] = []
     cursor = 0
-    for start, end, key in _synonym_spans(rest, keys):
-        pieces.append(rest[cursor:start])
+    for start, end, key in _synonym_spans(folded, keys):
+        pieces.append(rest[cursor:offsets[start]])
         members = [[w.text for w in words(m)] or [normalise(m)] for m in [key, *synonyms[key]]]
         unique = [m for i, m in enumerate(members) if m not in members[:i]]
-        pieces.append(QueryWord(key, [], unique))
-        cursor = end
+        pieces.append(QueryWord(key, [], unique, synonym=True))
+        cursor = offsets[end]
     pieces.append(rest[cursor:])
 
     seen: set[str] = set()
@@ -128,74 +153,101 @@ def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuer
     for w in query_words:
         needles += w.parts
         needles += ["".join(m) for m in w.members]
-    return ParsedQuery(query_words, phrases, [n for n in dict.fromkeys(needles) if n])
+    return ParsedQuery(query_words, phrases, [n for n in dict.fromkeys(needles) if n], phrase_query_words)
 
 
-def minimum_match(word_count: int) -> int:
-    """How many of the words a document needs: any one of two, all but one of three or four,
-    half of a longer sentence (whose extra words are usually paraphrase)."""
-    if word_count <= 2:
-        return min(word_count, 1)
-    if word_count <= 4:
-        return word_count - 1
-    return -(-word_count // 2)
+# --- which documents match, and how well (arrays over one reader's documents) -----------------
 
-
-# --- which documents match, and how well (arrays over the reader's documents) -----------------
-
-def _single_impacts(cache, text: str, parts: list[str] | None = None) -> np.ndarray:
-    """Score per document for one word: BM25 of its exact form in each word field (weighted),
-    plus its compound parts (only where all of them occur), lower; a word the index does not
-    have as a word is matched by its bigrams instead (all of them), lower still."""
+def _exact_impacts(view, text: str) -> np.ndarray:
+    """BM25 of the word's exact form in the word fields, weighted by field."""
     def compute():
-        scores = np.zeros(cache.size, dtype=np.float32)
+        scores = np.zeros(view.size, dtype=np.float32)
         for fieldname, weight in FIELD_WEIGHTS.items():
-            scores += weight * cache.impacts(fieldname, text)
+            scores += weight * view.impacts(fieldname, text)
+        return scores
+    return view.memo(("exact", text), compute)
+
+
+def _prefix_impacts(view, text: str) -> np.ndarray:
+    """Longer katakana/Latin words that start with ``text`` (ファイア → ファイアウォル), each as a
+    word of its own; the best one per document counts."""
+    def compute():
+        best = np.zeros(view.size, dtype=np.float32)
+        for term in view.cache.longer_terms(WORD_FIELDS, text):
+            np.maximum(best, _exact_impacts(view, term), out=best)
+        return best
+    return view.memo(("prefix", text), compute)
+
+
+def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarray:
+    """Score per document for one word: its exact form, plus its compound parts (only where all of
+    them occur), lower; longer words starting with it (katakana/Latin), lower still; a word the
+    reader's cases do not have as a word is matched by its bigrams instead (all of them)."""
+    def compute():
+        scores = _exact_impacts(view, text).copy()
         if parts:
-            part_scores = [_single_impacts(cache, p) for p in parts]
+            part_scores = [_single_impacts(view, p) for p in parts]
             everywhere = np.logical_and.reduce([ps > 0 for ps in part_scores])
             scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
+        if has_bigrams(text) and len(text) >= PREFIX_MIN_CHARS and not text.isdigit():
+            np.maximum(scores, PREFIX_WEIGHT * _prefix_impacts(view, text), out=scores)
         if has_bigrams(text) and len(text) > 1 and not scores.any():
-            # Only for a word the index does not have as a word (a product name the dictionary
-            # splits differently, part of a longer term): bigrams carry no positions, so for
-            # a known word they would add loose matches (00042 inside other numbers).
+            # Only for a word the reader's cases do not have as a word (a product name the
+            # dictionary splits differently, part of a longer term): bigrams carry no positions,
+            # so for a known word they would add loose matches (00042 inside other numbers).
             grams = list(dict.fromkeys(bigrams(text, normalised=True)))
-            gram_scores = [cache.impacts("ngram", g) for g in grams]
+            gram_scores = [view.impacts("ngram", g) for g in grams]
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
             scores += NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
         return scores
-    return cache.memo(("word", text, tuple(parts or ())), compute)
+    return view.memo(("word", text, tuple(parts or ())), compute)
 
 
-def word_impacts(cache, word: QueryWord) -> np.ndarray:
-    """Score per document of a query word (0: no match): the exact word, its parts, or all of its
-    bigrams; for a synonym group, its best member (a member of several words needs all)."""
+def word_impacts(view, word: QueryWord) -> np.ndarray:
+    """Score per document of a query word (0: no match). For a synonym group, its best member
+    (a member of several words needs all of them); members other than the typed one count less."""
     if not word.members:
-        return _single_impacts(cache, word.text, word.parts)
+        return _single_impacts(view, word.text, word.parts)
 
     def compute():
-        best = np.zeros(cache.size, dtype=np.float32)
-        for member in word.members:
-            parts = [_single_impacts(cache, w) for w in member]
+        best = np.zeros(view.size, dtype=np.float32)
+        for index, member in enumerate(word.members):
+            parts = [_single_impacts(view, w) for w in member]
             if len(parts) == 1:
                 score = parts[0]
             else:
                 score = np.logical_and.reduce([p > 0 for p in parts]) * sum(parts)
+            if index and word.synonym:
+                score = SYNONYM_WEIGHT * score
             np.maximum(best, score, out=best)
         return best
-    return cache.memo(("group", word.text, tuple(tuple(m) for m in word.members)), compute)
+    return view.memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute)
 
 
-def matching_mask(cache, words: list[QueryWord]) -> np.ndarray:
-    """Documents with at least ``minimum_match`` of the words."""
-    counts = sum((word_impacts(cache, w) > 0).astype(np.int8) for w in words)
-    return counts >= max(1, minimum_match(len(words)))
+def word_weight(view, word: QueryWord) -> float:
+    """How much a word says: its idf over the reader's cases (from the documents it matches)."""
+    matched = int(np.count_nonzero(word_impacts(view, word) > 0))
+    return math.log((view.count + 1) / (matched + 0.5))
 
 
-def scores_for(cache, words: list[QueryWord]) -> np.ndarray:
-    """The query's score per document: the sum of its words' scores."""
-    return sum(word_impacts(cache, w) for w in words)
+def hit_mask(view, query_words: list[QueryWord]) -> np.ndarray:
+    """Documents with at least one informative word of the query (one that is not in most of the
+    reader's cases); when every word is that common, documents with all of them."""
+    present = [word_impacts(view, w) > 0 for w in query_words]
+    limit = COMMON_SHARE * view.count
+    useful = [p for p in present if np.count_nonzero(p) <= limit]
+    if useful:
+        return np.logical_or.reduce(useful)
+    return np.logical_and.reduce(present)
 
 
-def phrase_words(phrase: str) -> list[QueryWord]:
-    return [QueryWord(w.text, w.parts) for w in words(phrase, normalised=True)]
+def ranked_scores(view, query_words: list[QueryWord]) -> np.ndarray:
+    """The query's score per document: the sum of its words' scores, times the covered share of
+    the query's weight to a power (all words first, then fewer)."""
+    impacts = [word_impacts(view, w) for w in query_words]
+    total = sum(w.weight * impact for w, impact in zip(query_words, impacts))
+    if len(query_words) < 2:
+        return total
+    weights = [w.weight * max(word_weight(view, w), 0.05) for w in query_words]
+    covered = sum(weight * (impact > 0) for weight, impact in zip(weights, impacts)) / sum(weights)
+    return total * np.power(covered, COVERAGE_POWER, dtype=np.float32)

@@ -179,10 +179,9 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     # Every statistic (which words are known, BM25) comes from the view: the user's documents only.
     candidates = view.allowed.copy()
     if parsed.words:
-        candidates &= querying.matching_mask(view, parsed.words)
-    for phrase in parsed.phrases:
-        for word in querying.phrase_words(phrase):
-            candidates &= querying.word_impacts(view, word) > 0
+        candidates &= querying.hit_mask(view, parsed.words)
+    for word in parsed.phrase_words:
+        candidates &= querying.word_impacts(view, word) > 0
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
     owner_field = "municipality" if scope.everything else "owner"
@@ -207,7 +206,7 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     elif params.sort == "newest" or not parsed.words:
         ids, scores = _newest(cache, candidates, wanted), {}
     else:
-        ids, scores = _ranked(cache, querying.scores_for(view, parsed.words), candidates, wanted)
+        ids, scores = _ranked(cache, querying.ranked_scores(view, parsed.words), candidates, wanted)
     hits = _hits(user, ids[offset:wanted], scores, parsed.needles)
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
@@ -339,7 +338,7 @@ def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHi
     candidates = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed
     if not candidates.any():
         return []
-    ids, scores = _ranked(cache, querying.scores_for(view, chosen), candidates, limit)
+    ids, scores = _ranked(cache, querying.ranked_scores(view, chosen), candidates, limit)
     if ids:  # only cases close to the best one: a weak match is noise while someone types
         best = scores[ids[0]]
         ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]

@@ -5,7 +5,7 @@ import re
 
 from markupsafe import Markup, escape
 
-from app.search.analysis import normalise_with_offsets
+from app.search.analysis import normalise, normalise_with_offsets
 
 SNIPPET_CHARS = 120
 _SENTENCE_END = re.compile(r"[。．！？!?\n]")
@@ -14,7 +14,7 @@ _SPACES = re.compile(r"\s+")
 
 def _matches(normalised: str, needles: list[str]) -> list[tuple[int, int, str]]:
     spans = []
-    for needle in sorted(set(needles), key=len, reverse=True):
+    for needle in sorted({normalise(n) for n in needles}, key=len, reverse=True):
         if not needle:
             continue
         start = normalised.find(needle)

@@ -209,7 +209,10 @@ def reindex(index: SearchIndex | None = None, batch: int = 1000, procs: int = 1,
     from whoosh import index as whoosh_index
 
     target = whoosh_index.open_dir(str(path))
-    writer = target.writer(procs=procs, limitmb=256, multisegment=procs > 1) if procs > 1 else target.writer(limitmb=256)
+    # Segments stay separate files (not one compound file), so that opening a new index version
+    # maps the files instead of copying each segment into memory.
+    writer = (target.writer(procs=procs, limitmb=256, multisegment=procs > 1, compound=False) if procs > 1
+              else target.writer(limitmb=256, compound=False))
     try:
         last_id = 0
         while True:
