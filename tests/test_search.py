@@ -612,3 +612,18 @@ def test_segment_names_do_not_repeat_when_the_random_module_is_seeded(app, make_
     desk = make_user("helpdesk")
     result = search_cases(desk, SearchParams(q="乱数"))
     assert result.total == 3
+
+
+def test_an_index_made_by_another_analysis_version_is_rebuilt_on_upgrade(app, runner, make_user):
+    from app.search.index import ANALYSIS
+    from app.search.sync import current_index
+
+    add_case(make_user, "サーバールームの温度")
+    index = current_index()
+    assert not index.schema_outdated()
+    (index.root / index.current_generation() / ANALYSIS).write_text("1", encoding="ascii")  # an older install
+    assert index.schema_outdated()
+    result = runner.invoke(args=["search", "reindex", "--if-outdated"])
+    assert result.exit_code == 0, result.output
+    assert not current_index().schema_outdated()
+    assert search_cases(make_user("helpdesk"), SearchParams(q="サーバルーム")).total == 1

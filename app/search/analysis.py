@@ -35,6 +35,10 @@ _RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u3041-\u309f\u30a1-\u30ff\u3400-\u4dbf\
 _GRAM_RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u30a1-\u30ff]+")
 _HALFWIDTH_VOICE_MARKS = "\uff9e\uff9f"
 
+# Bump when a change here changes the terms of indexed text: indexes made by another version are
+# rebuilt (``flask search reindex --if-outdated``, which ``make run`` calls).
+ANALYSIS_VERSION = 2
+
 # Parts of speech that carry meaning; everything else (particles, auxiliaries, symbols,
 # blanks, conjunctions, adverbs, pronouns ...) is dropped.
 _CONTENT_POS = {"名詞", "動詞", "形容詞", "形状詞", "接頭辞"}
@@ -201,14 +205,22 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
     for offset, chunk in _chunks(text):
         if not chunk.strip():
             continue
+        noun_end = -1  # where the last noun ended (a suffix right after it makes a compound)
         for m in tokenizer.tokenize(chunk):
-            pos = m.part_of_speech()[0]
+            pos, subtype = m.part_of_speech()[:2]
+            if pos == "接尾辞" and subtype == "名詞的" and result and noun_end == offset + m.begin():
+                # サーバ室, 基幹系, 専用線: one word, with the noun before it as a part
+                last = result[-1]
+                suffix = fold_word(m.normalized_form())
+                result[-1] = Word(last.text + suffix, [last.text, *last.parts], last.start, offset + m.end())
+                noun_end = offset + m.end()
+                continue
             if pos not in _CONTENT_POS:
+                noun_end = -1
                 continue
             folded = fold_word(m.normalized_form())
-            if not folded or folded in STOPWORDS or m.surface() in STOPWORDS:
-                continue
-            if not _RUN.search(folded):
+            if not folded or folded in STOPWORDS or m.surface() in STOPWORDS or not _RUN.search(folded):
+                noun_end = -1
                 continue
             parts: list[str] = []
             if len(m.surface()) >= 3:
@@ -220,6 +232,7 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
                             if part and part != folded and part not in STOPWORDS and part not in parts:
                                 parts.append(part)
             result.append(Word(folded, parts, offset + m.begin(), offset + m.end(), pos in ("動詞", "形容詞")))
+            noun_end = offset + m.end() if pos == "名詞" else -1
     return result
 
 

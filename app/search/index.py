@@ -31,7 +31,7 @@ from whoosh.matching.wrappers import FilterMatcher
 from whoosh.columns import NumericColumn, TranslatingColumnReader
 from whoosh.util.numeric import byte_to_length
 
-from app.search.analysis import BigramTokenizer, JapaneseWordTokenizer
+from app.search.analysis import ANALYSIS_VERSION, BigramTokenizer, JapaneseWordTokenizer
 
 # Whoosh names segments and temporary files with the ``random`` module. Forked server workers
 # share its state (and tests that seed it repeat it), so two writers can pick the same segment
@@ -42,6 +42,7 @@ import whoosh.util as _whoosh_util  # noqa: E402
 _whoosh_util.random = _random.SystemRandom()
 
 CURRENT = "CURRENT"
+ANALYSIS = "ANALYSIS"   # in each generation: the analysis version its terms were made with
 LOCK = "write.lock"
 LOCK_TIMEOUT_SECONDS = 60
 
@@ -427,6 +428,7 @@ class SearchIndex:
         path = self.root / name
         path.mkdir(parents=True)
         whoosh_index.create_in(str(path), build_schema())
+        (path / ANALYSIS).write_text(str(ANALYSIS_VERSION), encoding="ascii")
         return path
 
     def switch_to(self, generation_dir: Path) -> None:
@@ -449,11 +451,17 @@ class SearchIndex:
             return path.name
 
     def schema_outdated(self) -> bool:
-        """Whether the current generation was built with other fields than this code writes
-        (after an upgrade that changed the schema: run ``flask search reindex``)."""
+        """Whether the current generation was built with other fields, or by another version of the
+        text analysis, than this code uses (after such an upgrade: ``flask search reindex``)."""
         generation = self.current_generation()
         if not generation or not (self.root / generation).is_dir():
             return False
+        try:
+            version = (self.root / generation / ANALYSIS).read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            version = ""
+        if version != str(ANALYSIS_VERSION):
+            return True
         index = whoosh_index.open_dir(str(self.root / generation))
         return sorted(index.schema.names()) != sorted(build_schema().names())
 

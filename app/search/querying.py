@@ -35,7 +35,7 @@ PREFIX_WEIGHT = 0.35       # longer words that start with a katakana/Latin query
 PREFIX_MIN_CHARS = 3
 NGRAM_WEIGHT = 0.6         # shared by all bigrams of a word: ranks below an exact word match
 SYNONYM_WEIGHT = 0.85      # a synonym ranks a little below the word that was typed
-COMMON_SHARE = 0.25        # a word in more than this share of the reader's cases is not informative
+COMMON_SHARE = 0.5         # a word in more than half of the reader's cases is not informative
 COVERAGE_POWER = 1.5
 PREDICATE_WEIGHT = 0.5     # a verb or adjective of the query, in the score and in the coverage
 MAX_WORDS = 12
@@ -66,18 +66,21 @@ class ParsedQuery:
         return not self.words and not self.phrases
 
 
+def _ascii_alnum(char: str) -> bool:
+    return char.isascii() and char.isalnum()
+
+
 def _synonym_spans(text: str, keys: list[str]) -> list[tuple[int, int, str]]:
-    """Non-overlapping occurrences of synonym keys in normalised text, longest keys first.
-    An ASCII key must stand as a whole word (``pc`` is not found inside ``pcs``)."""
+    """Non-overlapping occurrences of synonym keys in normalised text, longest keys first."""
     taken = [False] * len(text)
     spans = []
     for key in keys:
         start = text.find(key)
         while start != -1:
             end = start + len(key)
-            ascii_key = key.isascii()
-            bounded = not ascii_key or (
-                (start == 0 or not text[start - 1].isalnum()) and (end == len(text) or not text[end].isalnum())
+            # An ASCII key stands alone among ASCII letters and digits (「PCを」 is PC; 「PCs」 is not).
+            bounded = not key.isascii() or (
+                (start == 0 or not _ascii_alnum(text[start - 1])) and (end == len(text) or not _ascii_alnum(text[end]))
             )
             if bounded and not any(taken[start:end]):
                 spans.append((start, end, key))
@@ -139,10 +142,18 @@ def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuer
         cursor = offsets[end]
     pieces.append(rest[cursor:])
 
+    def group_for(word: QueryWord) -> QueryWord:
+        """A word typed inflected (無くした → 無くす) meets its synonym group through its lemma."""
+        if word.members or word.text not in synonyms:
+            return word
+        members = [[word.text]] + [[w.text for w in words(m)] or [normalise(m)] for m in synonyms[word.text]]
+        unique = [m for i, m in enumerate(members) if m not in members[:i]]
+        return QueryWord(word.text, word.parts, unique, synonym=True)  # the group is a topic: full weight
+
     seen: set[str] = set()
     query_words: list[QueryWord] = []
     for piece in pieces:
-        candidates = [piece] if isinstance(piece, QueryWord) else _words_of(piece)
+        candidates = [piece] if isinstance(piece, QueryWord) else [group_for(w) for w in _words_of(piece)]
         for word in candidates:
             if word.text in seen:
                 continue
