@@ -627,3 +627,45 @@ def test_an_index_made_by_another_analysis_version_is_rebuilt_on_upgrade(app, ru
     assert result.exit_code == 0, result.output
     assert not current_index().schema_outdated()
     assert search_cases(make_user("helpdesk"), SearchParams(q="サーバルーム")).total == 1
+
+
+@pytest.mark.parametrize("typed,suggested", [
+    ("アクセスポインド 設定", "アクセスポイント 設定"),
+    ("fortigete", "FortiGate"),
+    ("ｻｰﾊﾞｰﾙｰﾑの温度", None),      # width and long vowels need no suggestion: the query finds the case
+])
+def test_did_you_mean_suggests_words_of_the_readers_cases(client, make_user, login, typed, suggested):
+    add_case(make_user, "アクセスポイントの設定を見直した", body="FortiGate のポリシーを整理した。")
+    add_case(make_user, "サーバールームの温度が上がる", body="空調を点検した。")
+    login(make_user("municipal", "庄原市"))
+    page = client.get("/search", query_string={"q": typed}).get_data(as_text=True)
+    if suggested:
+        assert "もしかして" in page and suggested in page
+    else:
+        assert "もしかして" not in page
+
+
+def test_did_you_mean_never_offers_a_word_only_invisible_cases_contain(app, make_user, token_for, client):
+    add_case(make_user, "アクセスポイントの設定", owner="三次市", visibility="private")
+    headers = token_for(make_user("municipal", "庄原市"))
+    answer = client.get("/api/v1/cases", query_string={"q": "アクセスポインド"}, headers=headers).get_json()
+    assert answer["total"] == 0 and answer["suggestion"] is None
+    add_case(make_user, "アクセスポイントの更新", owner="呉市", visibility="all")
+    answer = client.get("/api/v1/cases", query_string={"q": "アクセスポインド"}, headers=headers).get_json()
+    assert answer["suggestion"] == {"q": "アクセスポイント"}
+    again = client.get("/api/v1/cases", query_string={"q": answer["suggestion"]["q"]}, headers=headers).get_json()
+    assert again["total"] == 1
+
+
+def test_a_case_page_shows_related_cases_the_reader_may_read(client, make_user, login):
+    add_case(make_user, "VPN がつながらない", body="テレワーク用の VPN に接続できない。証明書を確認した。")
+    add_case(make_user, "VPN 装置の証明書更新", body="VPN 装置の証明書が期限切れで接続できない。")
+    add_case(make_user, "VPN 回線の帯域", owner="三次市", visibility="private", body="VPN 回線が遅く接続できない。")
+    add_case(make_user, "プリンタの紙詰まり", body="複合機の給紙トレイを清掃した。")
+    login(make_user("municipal", "庄原市"))
+    first = db.session.scalar(select(Case).where(Case.title == "VPN がつながらない"))
+    page = client.get(f"/cases/{first.id}").get_data(as_text=True)
+    related = page.split("関連する事例")[1]
+    assert "VPN 装置の証明書更新" in related
+    assert "VPN 回線の帯域" not in page and "プリンタの紙詰まり" not in related
+    assert related.count("VPN がつながらない") == 0  # not the case itself

@@ -35,7 +35,7 @@ HIDDEN = [
 ]
 
 QUERIES = ["QZVK", "QZVKW", "プリンタ", "VPN", "VPN 接続", "プリンタ VPN", "アルパカ", "アルパカ プリンタ VPN",
-           '"VPN"', "更新"]
+           '"VPN"', "更新", "アルパコ", "QZVKX", "プリンダ"]
 
 
 def _add(rows):
@@ -61,6 +61,7 @@ def _everything_returned(user):
             seen[(q, params.sort, params.category)] = (
                 [(h.case.id, round(h.score, 6), str(h.snippet)) for h in result.hits],
                 result.total, result.total_is_lower_bound, result.facets, result.words,
+                result.suggestion.query if result.suggestion else None,
             )
     for text in ("アルパカ　プリンタ　VPN", "QZVK の装置", "VPN 接続 プリンタ 印刷 ドライバ"):
         seen[("similar", text)] = [(h.case.id, round(h.score, 6)) for h in similar_cases(user, text)]

@@ -291,6 +291,9 @@ _DOCUMENT = {
                                 "page": {"type": "integer"},
                                 "per_page": {"type": "integer"},
                                 "results": {"type": "array", "items": {"$ref": "#/components/schemas/SearchHit"}},
+                                "suggestion": {"type": "object", "nullable": True,
+                                               "description": "「もしかして」: a query that finds more, when this one finds fewer than 3",
+                                               "properties": {"q": {"type": "string"}}},
                                 "facets": {"type": "object", "additionalProperties": {"type": "array", "items": {
                                     "type": "object",
                                     "properties": {"value": {"type": "string"}, "label": {"type": "string"}, "count": {"type": "integer"}},

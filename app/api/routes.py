@@ -176,6 +176,7 @@ def search_cases_api():
             name: [{"value": value, "label": label, "count": count} for value, label, count in values]
             for name, values in result.facets.items()
         },
+        "suggestion": {"q": result.suggestion.query} if result.suggestion else None,
     }
 
 

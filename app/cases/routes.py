@@ -11,6 +11,7 @@ from app.cases.forms import ArchiveForm, CaseForm, ConsentForm, NameForm, Publis
 from app.extensions import db
 from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName, Visibility
 from app.rendering import render_markdown
+from app.search.service import similar_cases
 from app.services import audit
 from app.services import cases as case_service
 from app.services.errors import ServiceError
@@ -56,8 +57,9 @@ def show(case_id: int):
     case = _visible_case_or_404(case_id)
     consent_form = ConsentForm(formdata=None)
     consent_form.consent.data = case.sharing_consent
+    related = similar_cases(current_user, f"{case.title}\n{case.issue}", limit=5, exclude=case.id)
     return render_template(
-        "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form,
+        "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form, related=related,
         simple_form=SimpleForm(formdata=None), archive_form=ArchiveForm(formdata=None),
         helpful_count=case_service.helpful_count(case),
         already_helpful=case_service.has_marked_helpful(current_user, case),

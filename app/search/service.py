@@ -25,6 +25,7 @@ from app.models import Case, Category, Municipality, SearchMiss, SearchSynonym, 
 from app.search import querying
 from app.search.analysis import normalise, tag_key
 from app.search.snippets import make_snippet
+from app.search.suggest import Suggestion, suggest
 from app.search.sync import ANONYMOUS, PREFECTURE, apply_pending, current_index, pending_exists, plain_text
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SearchResult:
     page: int = 1
     per_page: int = 20
     words: list[str] = field(default_factory=list)
+    suggestion: Suggestion | None = None   # 「もしかして」: a query that finds more
 
     @property
     def total_label(self) -> str:
@@ -168,7 +170,8 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
             log.exception("retrying queued index work failed")
     _searcher, cache = current_index().reading()
     view = reader_view(cache, scope)
-    parsed = querying.parse(params.q, synonym_map())
+    synonyms = synonym_map()
+    parsed = querying.parse(params.q, synonyms)
     has_query = bool(params.q.strip())
     if view.count == 0 or (has_query and parsed.empty):
         if log_misses and parsed.words:
@@ -211,6 +214,8 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
                           [w.text for w in parsed.words])
+    if parsed.words and not parsed.phrases:
+        result.suggestion = suggest(view, params.q, parsed, synonyms, int(np.count_nonzero(unfiltered)))
     if log_misses and total == 0 and parsed.words and not filters:
         _log_miss(params.q)  # the words found nothing (not a filter, not only particles)
     return result
@@ -317,7 +322,7 @@ def _log_miss(text: str) -> None:
         log.exception("could not log a search without results")
 
 
-def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHit]:
+def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
     """Published cases most like a question being written: its rarest words, ranked, sharing at
     least two of them with the question (one for a short title)."""
     scope = policy.case_scope(user)
@@ -336,6 +341,8 @@ def similar_cases(user: User | None, text: str, limit: int = 5) -> list[SearchHi
         return []
     counts = sum((querying.word_impacts(view, w) > 0).astype(np.int8) for w in chosen)
     candidates = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed
+    if exclude is not None:
+        candidates &= cache.case_ids() != exclude  # a case page's own case is not related to itself
     if not candidates.any():
         return []
     ids, scores = _ranked(cache, querying.ranked_scores(view, chosen), candidates, limit)
