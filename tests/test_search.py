@@ -669,3 +669,12 @@ def test_a_case_page_shows_related_cases_the_reader_may_read(client, make_user, 
     assert "VPN 装置の証明書更新" in related
     assert "VPN 回線の帯域" not in page and "プリンタの紙詰まり" not in related
     assert related.count("VPN がつながらない") == 0  # not the case itself
+
+
+def test_a_number_no_visible_case_contains_finds_nothing_rather_than_its_digit_pairs(make_user):
+    add_case(make_user, "型番 NX-15000 の設定", owner="三次市", visibility="private")
+    add_case(make_user, "型番 NX-11500 の設定")
+    add_case(make_user, "型番 NX-05000 の設定")
+    reader = make_user("municipal", "庄原市")
+    assert search_cases(reader, SearchParams(q="NX-15000")).total == 0
+    assert search_cases(make_user("helpdesk"), SearchParams(q="NX-15000")).total == 1

@@ -202,10 +202,10 @@ def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarr
             scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
         if has_bigrams(text) and len(text) >= PREFIX_MIN_CHARS and not text.isdigit():
             np.maximum(scores, PREFIX_WEIGHT * _prefix_impacts(view, text), out=scores)
-        if has_bigrams(text) and len(text) > 1 and not scores.any():
+        if has_bigrams(text) and len(text) > 1 and not text.isdigit() and not scores.any():
             # Only for a word the reader's cases do not have as a word (a product name the
-            # dictionary splits differently, part of a longer term): bigrams carry no positions,
-            # so for a known word they would add loose matches (00042 inside other numbers).
+            # dictionary splits differently, part of a longer term), and never for a number:
+            # bigrams carry no positions, so 15000 would match 11500 and 05000.
             grams = list(dict.fromkeys(bigrams(text, normalised=True)))
             gram_scores = [view.impacts("ngram", g) for g in grams]
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
