@@ -34,3 +34,24 @@ test: install
 
 clean:
 	rm -rf $(VENV) instance
+
+# End-to-end tests in a real browser: Playwright (the `browser` extra) driving Debian's Chromium.
+# Installs Chromium (and a Japanese font for readable screenshots) with apt-get when missing and
+# possible; without Chromium the suite is skipped with a message. Screenshots: tests/artifacts/.
+BROWSER_STAMP := $(VENV)/.installed-browser
+CHROMIUM := /usr/bin/chromium
+
+$(BROWSER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,browser]'
+	touch $(BROWSER_STAMP)
+
+.PHONY: test-browser
+test-browser: $(BROWSER_STAMP)
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests..."; \
+	  (apt-get install -y -q chromium fonts-ipafont-gothic >/dev/null 2>&1 \
+	    || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium fonts-ipafont-gothic >/dev/null 2>&1)) \
+	    || echo "Chromium could not be installed (apt-get failed); the browser tests will be skipped."; \
+	fi
+	@[ -x $(CHROMIUM) ] || echo "No Chromium at $(CHROMIUM): the browser tests will be skipped."
+	HELPDESK_BROWSER_TESTS=1 HELPDESK_BROWSER_CHROMIUM=$(CHROMIUM) $(BIN)/python -m pytest -rsx tests/browser

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import (
-    Category, Municipality, MunicipalityGroup, Question, QuestionStatus, SearchSynonym, User, utcnow,
+    Category, Municipality, MunicipalityGroup, Question, SearchSynonym, User, utcnow,
 )
 from app.services import accounts
 from app.services import cases as case_service
@@ -176,22 +176,33 @@ def _load_thread(thread: dict) -> bool:
     question = question_service.ask_question(asker, {
         "title": thread["title"], "body": thread["body"], "category": thread["category"],
         "tags": thread.get("tags", []), "sharing_consent": thread.get("sharing_consent", "private"),
+        "kind": thread.get("kind"), "priority": thread.get("priority"), "urgent_reason": thread.get("urgent_reason"),
     })
     question.created_at = question.updated_at = started
+    if thread.get("owner"):
+        question_service.assign(helpdesk, question, accounts.get_user(thread["owner"]).id)
     step = timedelta(hours=3)
     moment = started
-    answers = []
+    answers, replies = [], []
     for answer in thread.get("answers", []):
         moment += step
         posted = question_service.post_answer(helpdesk, question, {"body": answer["body"]})
         posted.created_at = moment
         answers.append(posted)
+        replies.append(moment)
     for comment in thread.get("comments", []):
         moment += step
         author = asker if comment.get("by") == "asker" else helpdesk
         posted = question_service.post_comment(author, question, {"body": comment["body"]})
         posted.created_at = moment
+        if author is helpdesk:
+            replies.append(moment)
     question.updated_at = moment
+    if replies:
+        question.first_response_at = min(replies)
+    if thread.get("await_reply") and question.is_active:
+        question_service.await_municipality(helpdesk, question)
+        question.waiting_since = moment
     resolve_with = thread.get("resolve_with")
     if resolve_with is not None and answers:
         case = question_service.resolve_question(helpdesk, question, answers[resolve_with].id)
@@ -202,6 +213,4 @@ def _load_thread(thread: dict) -> bool:
         })
         if case_spec.get("publish"):
             case_service.publish_case(helpdesk, case)
-    if question.status == QuestionStatus.OPEN.value and not answers:
-        question.updated_at = started
     return True

@@ -84,18 +84,18 @@ def visible_questions_clause(user: User | None) -> ColumnElement[bool]:
 
 
 def can_answer(user: User | None, question: Question) -> bool:
-    return is_helpdesk(user) and question.status in (QuestionStatus.OPEN.value, QuestionStatus.ANSWERED.value)
+    return is_helpdesk(user) and question.is_active
 
 
 def can_comment(user: User | None, question: Question) -> bool:
-    if question.status == QuestionStatus.CLOSED.value:
+    if not question.is_active:
         return False
     return is_helpdesk(user) or _staff_of(user, question.municipality_id)
 
 
 def can_resolve(user: User | None, question: Question) -> bool:
     """The asking municipality or the help desk marks the answer that resolved the question."""
-    if question.status not in (QuestionStatus.OPEN.value, QuestionStatus.ANSWERED.value):
+    if not question.is_active:
         return False
     return is_helpdesk(user) or _staff_of(user, question.municipality_id)
 
@@ -104,6 +104,53 @@ def can_close(user: User | None, question: Question) -> bool:
     return can_resolve(user, question)
 
 
+def can_run_desk(user: User | None, question: Question | None = None) -> bool:
+    """Take or hand over a question, set its priority and kind, ask the municipality for
+    information, close it as a duplicate, merge threads: the help desk's own work."""
+    return is_helpdesk(user) and (question is None or question.is_active)
+
+
+def can_read_internal_notes(user: User | None) -> bool:
+    """内部メモ: the help desk and administrators; never the municipality."""
+    return sees_everything(user)
+
+
+def can_write_internal_note(user: User | None, question: Question) -> bool:
+    return is_helpdesk(user)
+
+
+def can_edit_post(user: User | None, post) -> bool:
+    """Authors edit their own question, answer, comment or note while it is not withdrawn and the
+    thread has not ended (a note: while the author is on the help desk)."""
+    if user is None or not user.is_enabled or post.is_withdrawn:
+        return False
+    author_id = post.asker_id if isinstance(post, Question) else post.author_id
+    thread = post if isinstance(post, Question) else post.question
+    if author_id != user.id or thread.merged_into_id is not None:
+        return False
+    if not (is_helpdesk(user) or _staff_of(user, thread.municipality_id)):
+        return False
+    return thread.is_active or thread.status == QuestionStatus.RESOLVED.value
+
+
+def can_withdraw_post(user: User | None, post) -> bool:
+    """Its author, or the help desk (a password pasted by mistake must go whoever pasted it)."""
+    if user is None or not user.is_enabled or post.is_withdrawn:
+        return False
+    author_id = post.asker_id if isinstance(post, Question) else post.author_id
+    thread = post if isinstance(post, Question) else post.question
+    if is_helpdesk(user):
+        return True
+    return author_id == user.id and _staff_of(user, thread.municipality_id)
+
+
+def can_read_revisions(user: User | None) -> bool:
+    """Earlier texts of edited posts."""
+    return sees_everything(user)
+
+
+def can_manage_canned_replies(user: User | None) -> bool:
+    return is_helpdesk(user)
 
 
 # --- cases ------------------------------------------------------------------------------------

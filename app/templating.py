@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from app import policy
 from app.extensions import db
-from app.models import Case, CaseState, QuestionStatus, Role, Visibility, as_utc
+from app.models import Case, CaseState, Priority, QuestionKind, QuestionStatus, Role, Visibility, as_utc
 from app.rendering import render_markdown
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -21,6 +21,20 @@ def format_datetime(value: datetime | None, with_time: bool = True) -> str:
         return ""
     local = as_utc(value).astimezone(JST)
     return local.strftime("%Y年%-m月%-d日 %H:%M" if with_time else "%Y年%-m月%-d日")
+
+
+def format_duration(seconds: int | None) -> str:
+    """3日4時間, 2時間15分, 8分: response and resolution times as people say them."""
+    if seconds is None:
+        return "—"
+    minutes = max(0, int(seconds)) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return f"{days}日{hours}時間" if hours else f"{days}日"
+    if hours:
+        return f"{hours}時間{minutes}分" if minutes else f"{hours}時間"
+    return f"{minutes}分"
 
 
 def page_url(page: int) -> str:
@@ -58,9 +72,12 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["section_markdown"] = lambda text: render_markdown(text, heading_offset=2)
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = lambda v: format_datetime(v, with_time=False)
+    app.jinja_env.filters["duration"] = format_duration
     app.jinja_env.globals.update(
         policy=policy,
         QuestionStatus=QuestionStatus,
+        QuestionKind=QuestionKind,
+        Priority=Priority,
         CaseState=CaseState,
         Role=Role,
         page_url=page_url,
@@ -68,4 +85,5 @@ def register_template_helpers(app: Flask) -> None:
         person_label=person_label,
         owner_label=owner_label,
         Visibility=Visibility,
+        as_utc=as_utc,
     )

@@ -39,7 +39,7 @@ def test_full_flow_ask_answer_comment_resolve_edit_publish(client, world):
     created = ask(client, world["kure"])
     assert created.status_code == 201
     question = created.get_json()
-    assert question["status"] == "open"
+    assert question["status"] == "new" and question["whose_move"] == "helpdesk"
     assert question["sharing_consent"] == "neighbours"
     assert question["tags"] == ["VPN", "テレワーク"]
     assert "<strong>至急</strong>" in question["body_html"]
@@ -48,7 +48,9 @@ def test_full_flow_ask_answer_comment_resolve_edit_publish(client, world):
     answer = post(client, f"/api/v1/questions/{qid}/answers", world["helpdesk"], {"body": "証明書を更新してください。"})
     assert answer.status_code == 201
     answer_id = answer.get_json()["id"]
-    assert client.get(f"/api/v1/questions/{qid}", headers=world["kure"]).get_json()["status"] == "answered"
+    answered = client.get(f"/api/v1/questions/{qid}", headers=world["kure"]).get_json()
+    assert answered["status"] == "in_progress" and answered["owner"]["role"] == "helpdesk"
+    assert answered["first_response_seconds"] is not None
 
     comment = post(client, f"/api/v1/questions/{qid}/comments", world["kure"], {"body": "更新したら直りました。"})
     assert comment.status_code == 201
@@ -145,7 +147,7 @@ def test_resolve_needs_an_answer_of_that_question(client, world):
     response = post(client, f"/api/v1/questions/{first}/resolve", world["kure"], {"answer_id": other_answer})
     assert response.status_code == 422
     assert "answer_id" in response.get_json()["error"]["fields"]
-    assert db.session.get(Question, first).status == "open"
+    assert db.session.get(Question, first).status == "new"
     assert db.session.scalar(select(func.count()).select_from(Case)) == 0
 
 
@@ -246,7 +248,7 @@ def test_list_questions_paginates_and_filters_by_status(client, world):
     post(client, f"/api/v1/questions/{ids[0]}/answers", world["helpdesk"], {"body": "a"})
     page = client.get("/api/v1/questions?per_page=2&page=2", headers=world["kure"]).get_json()
     assert page["total"] == 5 and page["page"] == 2 and len(page["results"]) == 2
-    answered = client.get("/api/v1/questions?status=answered", headers=world["kure"]).get_json()
+    answered = client.get("/api/v1/questions?status=in_progress", headers=world["kure"]).get_json()
     assert [q["id"] for q in answered["results"]] == [ids[0]]
     assert client.get("/api/v1/questions?status=bogus", headers=world["kure"]).status_code == 400
     assert client.get("/api/v1/questions?per_page=0", headers=world["kure"]).status_code == 400

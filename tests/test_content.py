@@ -67,7 +67,7 @@ def test_demo_content_walks_every_state_and_loads_once(app):
     db.session.commit()
     statuses = {status: count for status, count in db.session.execute(
         select(Question.status, func.count()).group_by(Question.status))}
-    assert statuses == {"open": 4, "answered": 3, "resolved": 5}
+    assert statuses == {"new": 3, "in_progress": 3, "waiting": 1, "resolved": 5}
     from_threads = {state: count for state, count in db.session.execute(
         select(Case.state, func.count()).where(Case.question_id.is_not(None)).group_by(Case.state))}
     assert from_threads == {"draft": 2, "published": 3}

@@ -41,3 +41,36 @@ def test_postgres_upgrade_matches_models_and_downgrades(postgres_base_url):
     with fresh_database(postgres_base_url) as url:
         app = migrated_app(url)
         assert_schema_matches_models(app)
+
+
+def test_existing_threads_survive_the_upgrade_to_statuses_that_say_whose_move_it_is(tmp_path):
+    """0006: open -> new, answered -> in_progress, the first help-desk reply becomes the first response."""
+    from sqlalchemy import text
+
+    app = migrated_app(f"sqlite:///{tmp_path / 'old.db'}")
+    with app.app_context():
+        upgrade(revision="0005")
+        connection = db.engine.connect()
+        connection.execute(text("INSERT INTO categories (id, slug, name, sort_order) VALUES (1, 'network', 'ネットワーク', 1)"))
+        connection.execute(text("INSERT INTO municipalities (id, code, name, kind, prefecture, is_observer, roman_names) "
+                                "VALUES (1, '342025', '呉市', '市', '広島県', 0, 'kure')"))
+        for user_id, role in ((1, "municipal"), (2, "helpdesk")):
+            connection.execute(text("INSERT INTO users (id, username, display_name, password_hash, role, municipality_id, "
+                                    "is_enabled, created_at, session_token) VALUES (:id, :name, '', 'x', :role, :m, 1, "
+                                    "'2026-01-01 00:00:00', 't')"),
+                               {"id": user_id, "name": f"u{user_id}", "role": role, "m": 1 if role == "municipal" else None})
+        for qid, status in ((1, "open"), (2, "answered"), (3, "resolved")):
+            connection.execute(text("INSERT INTO questions (id, title, body, category_id, asker_id, municipality_id, status, "
+                                    "sharing_consent, created_at, updated_at) VALUES (:id, 't', 'b', 1, 1, 1, :s, 'private', "
+                                    "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"), {"id": qid, "s": status})
+        connection.execute(text("INSERT INTO answers (id, question_id, author_id, body, created_at) "
+                                "VALUES (1, 2, 2, 'a', '2026-01-01 03:00:00')"))
+        connection.commit()
+        connection.close()
+        upgrade()
+        rows = db.session.execute(text("SELECT id, status, first_response_at, priority, kind FROM questions ORDER BY id")).all()
+        assert [(r.id, r.status) for r in rows] == [(1, "new"), (2, "in_progress"), (3, "resolved")]
+        assert rows[0].first_response_at is None and str(rows[1].first_response_at).startswith("2026-01-01 03:00")
+        assert {(r.priority, r.kind) for r in rows} == {("normal", "question")}
+        db.session.remove()
+        db.engine.dispose()

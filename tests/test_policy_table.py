@@ -71,6 +71,11 @@ def expected_thread(role, rel):
         "view": role in ("helpdesk", "admin") or rel == "same",
         "comment": role == "helpdesk" or (role == "municipal" and rel == "same"),
         "answer": role == "helpdesk",
+        "read_notes": role in ("helpdesk", "admin"),
+        "write_note": role == "helpdesk",
+        "run_desk": role == "helpdesk",
+        "read_revisions": role in ("helpdesk", "admin"),
+        "withdraw_others_post": role == "helpdesk",
     }
 
 
@@ -98,6 +103,8 @@ def world(tmp_path_factory):
                                                       by_name[RELATIONS[rel]] if rel else None).username
         asker = accounts.create_user("asker", "table-password-1", "municipal", by_name[OWNER])
         question = question_service.ask_question(asker, {"title": "表の相談", "body": "本文", "category": "network"})
+        note_author = accounts.create_user("note-author", "table-password-1", "helpdesk")
+        question_service.post_note(note_author, question, {"body": "表の内部メモ"})
         network = db.session.scalar(select(Category).where(Category.slug == "network"))
         case_ids = {}
         for n, (visibility, state, anonymous, consent) in enumerate([c + ("all",) for c in CASES] + BAD_ROWS):
@@ -163,12 +170,25 @@ def test_the_question_thread_is_only_for_its_municipality_and_the_help_desk(worl
 
         question = db.session.get(Question, world["question"])
         want = expected_thread(role, rel)
-        assert policy.can_view_question(user, question) == want["view"]
-        assert policy.can_comment(user, question) == want["comment"]
-        assert policy.can_answer(user, question) == want["answer"]
+        note = question.notes[0]
+        got = {
+            "view": policy.can_view_question(user, question),
+            "comment": policy.can_comment(user, question),
+            "answer": policy.can_answer(user, question),
+            "read_notes": policy.can_read_internal_notes(user),
+            "write_note": policy.can_write_internal_note(user, question),
+            "run_desk": policy.can_run_desk(user, question),
+            "read_revisions": policy.can_read_revisions(user),
+            "withdraw_others_post": policy.can_withdraw_post(user, note) and policy.can_withdraw_post(user, question),
+        }
+        assert got == want
         response = app.test_client().get(f"/api/v1/questions/{world['question']}",
                                          headers={"Authorization": f"Bearer {world['tokens'][(role, rel)]}"})
         assert response.status_code == (200 if want["view"] else 404)
+        if want["view"]:
+            body = response.get_json()
+            assert ("internal_notes" in body) == want["read_notes"]
+            assert ("表の内部メモ" in response.get_data(as_text=True)) == want["read_notes"]
 
 
 def test_the_table_covers_every_relation_and_case():

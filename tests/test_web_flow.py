@@ -106,31 +106,29 @@ def test_question_travels_from_ask_to_published_case_through_the_pages(client, l
     assert sorted(t.name for t in question.tags) == ["VPN", "テレワーク"]
     assert question.municipality.name == "呉市"
     assert question.asker_id == kure.id
-    assert question.status == QuestionStatus.OPEN.value
+    assert question.status == QuestionStatus.NEW.value
     assert question.sharing_consent == "neighbours"
     thread = text_of(client.get(f"/questions/{question.id}"))
     assert "相談を受け付けました。" in thread
     assert "<strong>VPN</strong>" in thread
-    assert "受付中" in thread
+    assert "受付" in thread and "県の番" in thread
     assert "テレワーク VPN が切断される" in text_of(client.get("/questions"))
 
     # The help desk finds it in the queue and answers it.
     login(helpdesk)
     assert "テレワーク VPN が切断される" in text_of(client.get("/helpdesk/queue"))
-    response = client.post(f"/questions/{question.id}/answers",
-                           data={"body": "UTM の **アイドルタイムアウト** を確認してください。", "submit": "回答を投稿"})
+    response = client.post(f"/questions/{question.id}/reply", data={"reply-body": "UTM の **アイドルタイムアウト** を確認してください。", "reply-kind": "answer", "reply-submit": "x"})
     assert response.status_code == 302
-    assert response.headers["Location"] == f"/questions/{question.id}#answers"
+    assert response.headers["Location"].startswith(f"/questions/{question.id}#answer-")
     db.session.refresh(question)
-    assert question.status == QuestionStatus.ANSWERED.value
+    assert question.status == QuestionStatus.IN_PROGRESS.value
     answer = db.session.scalar(select(Answer).where(Answer.question_id == question.id))
     assert answer.author_id == helpdesk.id
     assert "<strong>アイドルタイムアウト</strong>" in text_of(client.get(f"/questions/{question.id}"))
 
     # The asker comments, then resolves with the answer: a draft case is created.
     login(kure)
-    response = client.post(f"/questions/{question.id}/comments",
-                           data={"body": "タイムアウトを 60 分にしたら直りました。", "submit": "コメントを投稿"})
+    response = client.post(f"/questions/{question.id}/comments", data={"comment-body": "タイムアウトを 60 分にしたら直りました。", "comment-submit": "x"})
     assert response.status_code == 302
     comment = db.session.scalar(select(Comment).where(Comment.question_id == question.id))
     assert comment.author_id == kure.id
@@ -264,7 +262,7 @@ def test_tags_are_normalised_and_deduplicated_and_consent_defaults_to_private(cl
     assert [t.name for t in question.tags] == sorted(["VPN", "テレワーク", "UTM"])
     assert count(Tag) == 3
     assert question.sharing_consent == "private"
-    assert "事例の共有範囲: 共有しない（自団体と県のみ）" in text_of(client.get(f"/questions/{question.id}"))
+    assert "<dt>事例の共有</dt><dd>共有しない（自団体と県のみ）</dd>" in text_of(client.get(f"/questions/{question.id}"))
 
 
 def test_questions_page_filters_by_status_and_rejects_unknown_status(client, login, kure, helpdesk, make_question):
@@ -273,7 +271,7 @@ def test_questions_page_filters_by_status_and_rejects_unknown_status(client, log
     question_service.post_answer(helpdesk, answered, {"body": "回答です。"})
     db.session.commit()
     login(kure)
-    page = text_of(client.get("/questions?status=answered"))
+    page = text_of(client.get("/questions?status=in_progress"))
     assert "回答がついた相談" in page
     assert "まだ受付中の相談" not in page
     assert client.get("/questions?status=bogus").status_code == 400
@@ -345,21 +343,21 @@ def test_municipal_user_cannot_open_the_helpdesk_queue(client, login, kure):
 def test_answer_preview_shows_markdown_and_saves_nothing(client, login, kure, helpdesk, make_question):
     question = make_question(kure)
     login(helpdesk)
-    response = client.post(f"/questions/{question.id}/answers",
-                           data={"body": "**再起動** を試してください。", "preview": "プレビュー"})
+    response = client.post(f"/questions/{question.id}/reply",
+                           data={"reply-body": "**再起動** を試してください。", "reply-kind": "answer", "reply-preview": "プレビュー"})
     assert response.status_code == 200
     page = text_of(response)
     assert "<strong>再起動</strong>" in page
     assert "**再起動** を試してください。" in page  # kept in the textarea
     assert count(Answer) == 0
     db.session.refresh(question)
-    assert question.status == QuestionStatus.OPEN.value
+    assert question.status == QuestionStatus.NEW.value
 
 
 def test_empty_answer_is_rejected_with_japanese_error(client, login, kure, helpdesk, make_question):
     question = make_question(kure)
     login(helpdesk)
-    response = client.post(f"/questions/{question.id}/answers", data={"body": "  ", "submit": "回答を投稿"})
+    response = client.post(f"/questions/{question.id}/reply", data={"reply-body": "  ", "reply-kind": "answer", "reply-submit": "x"})
     assert response.status_code == 422
     assert "回答を入力してください。" in text_of(response)
     assert count(Answer) == 0
@@ -368,12 +366,12 @@ def test_empty_answer_is_rejected_with_japanese_error(client, login, kure, helpd
 def test_municipal_user_cannot_answer_even_own_question(client, login, kure, make_question):
     question = make_question(kure)
     login(kure)
-    response = client.post(f"/questions/{question.id}/answers", data={"body": "自己回答", "submit": "回答を投稿"})
+    response = client.post(f"/questions/{question.id}/reply", data={"reply-body": "自己回答", "reply-kind": "answer", "reply-submit": "x"})
     assert response.status_code == 403
     assert count(Answer) == 0
     db.session.refresh(question)
-    assert question.status == QuestionStatus.OPEN.value
-    assert "回答する</h2>" not in text_of(client.get(f"/questions/{question.id}"))
+    assert question.status == QuestionStatus.NEW.value
+    assert "返信する</h2>" not in text_of(client.get(f"/questions/{question.id}"))
 
 
 def test_viewer_reads_own_municipality_thread_but_cannot_comment_or_close(client, login, kure, make_user,
@@ -386,12 +384,12 @@ def test_viewer_reads_own_municipality_thread_but_cannot_comment_or_close(client
     assert "閲覧者も読める相談" in text_of(page)
     assert "コメントする</h2>" not in text_of(page)
     assert "未解決のまま終了する</button>" not in text_of(page)
-    response = client.post(f"/questions/{question.id}/comments", data={"body": "閲覧者のコメント", "submit": "x"})
+    response = client.post(f"/questions/{question.id}/comments", data={"comment-body": "閲覧者のコメント", "comment-submit": "x"})
     assert response.status_code == 403
     assert count(Comment) == 0
     assert client.post(f"/questions/{question.id}/close").status_code == 403
     db.session.refresh(question)
-    assert question.status == QuestionStatus.OPEN.value
+    assert question.status == QuestionStatus.NEW.value
 
 
 def test_admin_reads_any_thread_but_cannot_answer(client, login, kure, make_user, make_question):
@@ -400,7 +398,7 @@ def test_admin_reads_any_thread_but_cannot_answer(client, login, kure, make_user
     response = client.get(f"/questions/{question.id}")
     assert response.status_code == 200
     assert "管理者が読む相談" in text_of(response)
-    response = client.post(f"/questions/{question.id}/answers", data={"body": "管理者の回答", "submit": "x"})
+    response = client.post(f"/questions/{question.id}/reply", data={"reply-body": "管理者の回答", "reply-kind": "answer", "reply-submit": "x"})
     assert response.status_code == 403
     assert count(Answer) == 0
 
@@ -433,7 +431,7 @@ def test_resolving_with_a_missing_or_foreign_answer_shows_error_and_creates_noth
         assert message in text_of(response), data
         assert count(Case) == 0, data
         db.session.refresh(question)
-        assert question.status == QuestionStatus.ANSWERED.value
+        assert question.status == QuestionStatus.IN_PROGRESS.value
         assert question.resolved_answer_id is None
 
 
@@ -461,15 +459,15 @@ def test_asker_closes_question_without_resolution_and_no_case_is_made(client, lo
     assert count(Case) == 0
     page = text_of(client.get(f"/questions/{question.id}"))
     assert "相談を未解決のまま終了しました。" in page
-    assert "終了（未解決）" in page
+    assert "終了" in page
     assert "未解決のまま終了する</button>" not in page
     assert "コメントする</h2>" not in page
 
     # A closed thread takes no more comments, answers or resolutions.
-    assert client.post(f"/questions/{question.id}/comments", data={"body": "追記", "submit": "x"}).status_code == 403
+    assert client.post(f"/questions/{question.id}/comments", data={"comment-body": "追記", "comment-submit": "x"}).status_code == 403
     assert client.post(f"/questions/{question.id}/close", follow_redirects=True).status_code == 200
     login(helpdesk)
-    assert client.post(f"/questions/{question.id}/answers", data={"body": "遅い回答", "submit": "x"}).status_code == 403
+    assert client.post(f"/questions/{question.id}/reply", data={"reply-body": "遅い回答", "reply-kind": "answer", "reply-submit": "x"}).status_code == 403
     assert count(Comment) == 0 and count(Answer) == 0
     db.session.refresh(question)
     assert question.status == QuestionStatus.CLOSED.value
@@ -574,7 +572,7 @@ def test_other_municipality_gets_404_for_thread_case_and_every_action(client, lo
     assert client.get(f"/questions/{question.id}").status_code == 404
     assert client.get(f"/cases/{draft_case.id}").status_code == 404
     assert client.get(f"/cases/{draft_case.id}/edit").status_code == 404
-    assert client.post(f"/questions/{question.id}/comments", data={"body": "覗き見", "submit": "x"}).status_code == 404
+    assert client.post(f"/questions/{question.id}/comments", data={"comment-body": "覗き見", "comment-submit": "x"}).status_code == 404
     assert client.post(f"/questions/{question.id}/close").status_code == 404
     assert client.post(f"/questions/{question.id}/resolve", data={"answer_id": "1"}).status_code == 404
     assert client.post(f"/cases/{draft_case.id}/publish").status_code == 404
@@ -617,10 +615,10 @@ def test_hostile_question_text_is_stored_as_typed_and_never_runs(client, login, 
 
     # The same text in an answer, a comment and the case made from them.
     login(helpdesk)
-    client.post(f"/questions/{question.id}/answers", data={"body": HOSTILE_BODY, "submit": "x"})
+    client.post(f"/questions/{question.id}/reply", data={"reply-body": HOSTILE_BODY, "reply-kind": "answer", "reply-submit": "x"})
     answer = db.session.scalar(select(Answer))
     assert answer.body == HOSTILE_BODY
-    client.post(f"/questions/{question.id}/comments", data={"body": HOSTILE_BODY, "submit": "x"})
+    client.post(f"/questions/{question.id}/comments", data={"comment-body": HOSTILE_BODY, "comment-submit": "x"})
     assert db.session.scalar(select(Comment)).body == HOSTILE_BODY
     page = text_of(client.get(f"/questions/{question.id}"))
     assert "<script>alert" not in page

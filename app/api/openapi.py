@@ -41,11 +41,18 @@ _POST = {
         "body_html": {"type": "string"},
         "author": {"$ref": "#/components/schemas/Author"},
         "created_at": {"type": "string", "format": "date-time"},
+        "edited_at": {"type": "string", "format": "date-time", "nullable": True},
+        "withdrawn": {"type": "boolean", "description": "the text is gone (body is empty)"},
+        "withdrawn_at": {"type": "string", "format": "date-time"},
+        "withdrawn_by": {"allOf": [{"$ref": "#/components/schemas/Author"}], "nullable": True},
     },
 }
 
 _TAGS = {"type": "array", "items": {"type": "string"}}
-_STATUS = {"type": "string", "enum": ["open", "answered", "resolved", "closed"]}
+_STATUS = {"type": "string", "enum": ["new", "in_progress", "waiting", "resolved", "closed"],
+           "description": "new 受付 / in_progress 対応中 (the help desk's move) / waiting 回答待ち (the municipality's move) / resolved 解決 / closed 終了"}
+_KIND = {"type": "string", "enum": ["question", "incident", "procurement", "other"]}
+_PRIORITY = {"type": "string", "enum": ["normal", "urgent"]}
 _CONSENT = {"type": "string", "enum": ["private", "neighbours", "all"]}
 
 _QUESTION_SUMMARY = {
@@ -55,12 +62,20 @@ _QUESTION_SUMMARY = {
         "id": {"type": "integer"},
         "title": {"type": "string"},
         "status": _STATUS,
+        "whose_move": {"type": "string", "enum": ["helpdesk", "municipality"], "nullable": True},
+        "kind": _KIND,
+        "priority": _PRIORITY,
         "category": {"type": "string", "description": "category slug"},
         "tags": _TAGS,
         "municipality": {"$ref": "#/components/schemas/Municipality"},
+        "owner": {"allOf": [{"$ref": "#/components/schemas/Author"}], "nullable": True,
+                  "description": "the help-desk member who owns it (担当者)"},
         "sharing_consent": _CONSENT,
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
+        "first_response_seconds": {"type": "integer", "nullable": True},
+        "resolution_seconds": {"type": "integer", "nullable": True,
+                               "description": "without the time spent waiting for the municipality"},
     },
 }
 
@@ -76,9 +91,16 @@ _QUESTION = {
                 "asker": {"$ref": "#/components/schemas/Author"},
                 "resolved_answer_id": {"type": "integer", "nullable": True},
                 "resolved_at": {"type": "string", "format": "date-time", "nullable": True},
+                "urgent_reason": {"type": "string"},
+                "edited_at": {"type": "string", "format": "date-time", "nullable": True},
+                "withdrawn": {"type": "boolean"},
+                "duplicate_of": {"type": "integer", "nullable": True},
+                "merged_into": {"type": "integer", "nullable": True},
                 "case_id": {"type": "integer", "nullable": True},
                 "answers": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
                 "comments": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+                "internal_notes": {"type": "array", "items": {"$ref": "#/components/schemas/Post"},
+                                   "description": "only for the help desk and administrators"},
             },
         },
     ]
@@ -214,6 +236,8 @@ _DOCUMENT = {
                     "category": {"type": "string", "description": "slug (network, security, optimization) or Japanese name"},
                     "tags": {"oneOf": [_TAGS, {"type": "string"}]},
                     "sharing_consent": _CONSENT,
+                    "kind": _KIND, "priority": _PRIORITY,
+                    "urgent_reason": {"type": "string", "maxLength": 200, "description": "required when urgent"},
                 }, ["title", "body", "category"]),
                 "responses": {
                     "201": _json("#/components/schemas/Question", "the new question"),
@@ -223,16 +247,30 @@ _DOCUMENT = {
         },
         "/questions/{question_id}": {
             "get": {
-                "summary": "A question thread with answers and comments",
+                "summary": "A question thread with answers and comments (and internal notes for the help desk)",
                 "parameters": [_ID("question_id")],
                 "responses": {"200": _json("#/components/schemas/Question", "the thread"), **_error_responses(401, 404)},
+            },
+            "patch": {
+                "summary": "The help desk's handling: owner (user id or name; null: unassigned), priority "
+                           "(urgent needs urgent_reason), kind, status waiting (回答待ち)",
+                "parameters": [_ID("question_id")],
+                "requestBody": _body({
+                    "owner": {"oneOf": [{"type": "integer"}, {"type": "string"}], "nullable": True},
+                    "priority": _PRIORITY, "urgent_reason": {"type": "string"}, "kind": _KIND,
+                    "status": {"type": "string", "enum": ["waiting"]},
+                }),
+                "responses": {
+                    "200": _json("#/components/schemas/Question", "the thread"),
+                    **_error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+                },
             }
         },
         "/questions/{question_id}/answers": {
             "post": {
-                "summary": "Answer a question (help desk)",
+                "summary": "Answer a question (help desk); await_reply sets 回答待ち (waiting for the municipality)",
                 "parameters": [_ID("question_id")],
-                "requestBody": _body({"body": {"type": "string"}}, ["body"]),
+                "requestBody": _body({"body": {"type": "string"}, "await_reply": {"type": "boolean"}}, ["body"]),
                 "responses": {
                     "201": {"description": "the answer's id", "content": {"application/json": {"schema": {
                         "type": "object", "required": ["id"],
@@ -244,11 +282,26 @@ _DOCUMENT = {
         },
         "/questions/{question_id}/comments": {
             "post": {
-                "summary": "Comment on a thread (asking municipality or help desk)",
+                "summary": "Comment on a thread (asking municipality or help desk); a comment by the municipality "
+                           "ends 回答待ち, a help-desk comment with await_reply starts it",
+                "parameters": [_ID("question_id")],
+                "requestBody": _body({"body": {"type": "string"}, "await_reply": {"type": "boolean"}}, ["body"]),
+                "responses": {
+                    "201": {"description": "the comment's id", "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["id"],
+                        "properties": {"id": {"type": "integer"}, "question_id": {"type": "integer"}, "status": _STATUS},
+                    }}}},
+                    **_error_responses(400, 401, 403, 404, 413, 415, 422),
+                },
+            }
+        },
+        "/questions/{question_id}/notes": {
+            "post": {
+                "summary": "Write an internal note (help desk only; never shown to the municipality)",
                 "parameters": [_ID("question_id")],
                 "requestBody": _body({"body": {"type": "string"}}, ["body"]),
                 "responses": {
-                    "201": {"description": "the comment's id", "content": {"application/json": {"schema": {
+                    "201": {"description": "the note's id", "content": {"application/json": {"schema": {
                         "type": "object", "required": ["id"],
                         "properties": {"id": {"type": "integer"}, "question_id": {"type": "integer"}},
                     }}}},

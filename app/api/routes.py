@@ -116,7 +116,8 @@ def list_questions():
     status = request.args.get("status")
     if status:
         if status not in {s.value for s in QuestionStatus}:
-            raise ApiError(400, "invalid_parameter", "status は open・answered・resolved・closed のいずれかです。")
+            raise ApiError(400, "invalid_parameter",
+                           "status は " + "・".join(s.value for s in QuestionStatus) + " のいずれかです。")
         query = query.where(Question.status == status)
     query = query.order_by(Question.created_at.desc(), Question.id.desc())
     return list_response(query, question_summary_json)
@@ -143,7 +144,42 @@ def create_comment(question_id: int):
     question = visible_question(question_id)
     comment = question_service.post_comment(api_user(), question, json_body())
     db.session.commit()
-    return {"id": comment.id, "question_id": question.id}, 201
+    return {"id": comment.id, "question_id": question.id, "status": question.status}, 201
+
+
+@bp.post("/questions/<int:question_id>/notes")
+@token_required
+def create_note(question_id: int):
+    """An internal note (help desk only): never shown to the municipality."""
+    question = visible_question(question_id)
+    note = question_service.post_note(api_user(), question, json_body())
+    db.session.commit()
+    return {"id": note.id, "question_id": question.id}, 201
+
+
+@bp.patch("/questions/<int:question_id>")
+@token_required
+def update_question(question_id: int):
+    """The help desk's handling: owner (user id or name, null to unassign), priority and its reason,
+    kind, and status ``waiting`` (回答待ち)."""
+    question = visible_question(question_id)
+    data = json_body()
+    allowed = {"owner", "priority", "urgent_reason", "kind", "status"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(422, "validation_failed", f"変更できない項目です: {', '.join(unknown)}",
+                       fields={k: "変更できない項目です。" for k in unknown})
+    if "status" in data and data["status"] != QuestionStatus.WAITING.value:
+        raise ApiError(422, "validation_failed", "status で設定できるのは waiting（回答待ち）だけです。",
+                       fields={"status": "waiting だけを指定できます。"})
+    if "owner" in data:
+        question_service.assign(api_user(), question, data["owner"])
+    if {"priority", "urgent_reason", "kind"} & set(data):
+        question_service.set_handling(api_user(), question, data)
+    if data.get("status") == QuestionStatus.WAITING.value:
+        question_service.await_municipality(api_user(), question)
+    db.session.commit()
+    return question_json(question, api_user())
 
 
 @bp.post("/questions/<int:question_id>/resolve")

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app import policy
 from app.extensions import db
-from app.models import CASE_TEXT_FIELDS, Answer, Case, Comment, Municipality, Question, User, as_utc
+from app.models import CASE_TEXT_FIELDS, Case, Municipality, Question, User, as_utc
 from app.rendering import render_markdown
 
 
@@ -26,24 +26,23 @@ def author_json(user: User) -> dict:
     return {"username": user.username, "name": user.label, "role": user.role}
 
 
-def answer_json(answer: Answer) -> dict:
-    return {
-        "id": answer.id,
-        "body": answer.body,
-        "body_html": str(render_markdown(answer.body)),
-        "author": author_json(answer.author),
-        "created_at": iso(answer.created_at),
+def post_json(post) -> dict:
+    """An answer, comment or internal note: a withdrawn one keeps only who withdrew it and when."""
+    data = {
+        "id": post.id,
+        "body": post.body,
+        "body_html": str(render_markdown(post.body)),
+        "author": author_json(post.author),
+        "created_at": iso(post.created_at),
+        "edited_at": iso(post.edited_at),
+        "withdrawn": post.is_withdrawn,
     }
+    if post.is_withdrawn:
+        data["withdrawn_at"] = iso(post.withdrawn_at)
+        data["withdrawn_by"] = author_json(post.withdrawn_by) if post.withdrawn_by else None
+    return data
 
 
-def comment_json(comment: Comment) -> dict:
-    return {
-        "id": comment.id,
-        "body": comment.body,
-        "body_html": str(render_markdown(comment.body)),
-        "author": author_json(comment.author),
-        "created_at": iso(comment.created_at),
-    }
 
 
 def question_summary_json(q: Question) -> dict:
@@ -51,12 +50,18 @@ def question_summary_json(q: Question) -> dict:
         "id": q.id,
         "title": q.title,
         "status": q.status,
+        "whose_move": q.status_enum.whose_move,
+        "kind": q.kind,
+        "priority": q.priority,
         "category": q.category.slug,
         "tags": [t.name for t in q.tags],
         "municipality": municipality_json(q.municipality),
+        "owner": author_json(q.owner) if q.owner else None,
         "sharing_consent": q.sharing_consent,
         "created_at": iso(q.created_at),
         "updated_at": iso(q.updated_at),
+        "first_response_seconds": q.first_response_seconds,
+        "resolution_seconds": q.resolution_seconds,
     }
 
 
@@ -66,14 +71,21 @@ def question_json(q: Question, user: User | None) -> dict:
     data.update(
         body=q.body,
         body_html=str(render_markdown(q.body)),
+        urgent_reason=q.urgent_reason,
+        edited_at=iso(q.edited_at),
+        withdrawn=q.is_withdrawn,
         asker=author_json(q.asker),
         resolved_answer_id=q.resolved_answer_id,
         resolved_at=iso(q.resolved_at),
+        duplicate_of=q.duplicate_of_id if q.duplicate_of and policy.can_view_question(user, q.duplicate_of) else None,
+        merged_into=q.merged_into_id if q.merged_into and policy.can_view_question(user, q.merged_into) else None,
         # What a thread says about its case goes through the policy (an archived case is not named).
         case_id=case.id if case is not None and policy.can_view_case(user, case) else None,
-        answers=[answer_json(a) for a in q.answers],
-        comments=[comment_json(c) for c in q.comments],
+        answers=[post_json(a) for a in q.answers],
+        comments=[post_json(c) for c in q.comments],
     )
+    if policy.can_read_internal_notes(user):
+        data["internal_notes"] = [post_json(n) for n in q.notes]
     return data
 
 

@@ -4,13 +4,16 @@ from app.models.base import as_utc, utcnow
 from app.models.case import CASE_TEXT_FIELDS, Case, CaseHelpful, CaseState, SensitiveName, Visibility
 from app.models.municipality import Municipality, MunicipalityGroup, NeighbourLink, group_members
 from app.models.search import SearchMiss, SearchOutbox, SearchSynonym
-from app.models.question import Answer, Comment, Question, QuestionStatus
+from app.models.question import (
+    Answer, CannedReply, Comment, InternalNote, PostRevision, Priority, Question, QuestionKind, QuestionStatus,
+)
 from app.models.taxonomy import Category, Tag, case_tags, question_tags
 from app.models.user import ROLE_LABELS, ROLES_WITH_MUNICIPALITY, ApiToken, Role, User
 
 __all__ = [
     "ApiToken", "AuditEvent", "CaseHelpful", "LoginAttempt", "SensitiveName", "Answer", "CASE_TEXT_FIELDS", "Case", "CaseState", "Category", "Comment",
-    "Municipality", "MunicipalityGroup", "NeighbourLink", "Question", "QuestionStatus", "ROLE_LABELS",
+    "Municipality", "MunicipalityGroup", "NeighbourLink", "Question", "QuestionStatus", "QuestionKind", "Priority",
+    "InternalNote", "PostRevision", "CannedReply", "ROLE_LABELS",
     "ROLES_WITH_MUNICIPALITY", "Role", "SearchMiss", "SearchOutbox", "SearchSynonym", "Visibility", "Tag", "User", "as_utc", "case_tags",
     "group_members", "question_tags", "utcnow",
 ]

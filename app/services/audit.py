@@ -33,6 +33,8 @@ ACTION_LABELS = {
     "name.delete": "チェックする氏名の削除",
     "case.import": "事例の取り込み",
     "case.export": "事例の書き出し",
+    "case.mask": "伏せ字",
+    "post.withdraw": "投稿の取り下げ",
 }
 
 

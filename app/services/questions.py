@@ -1,14 +1,56 @@
-"""Asking, answering, commenting, resolving and closing questions."""
+"""A question thread's life: asking, the help desk's work on it (owner, priority, status that says
+whose move it is, answers and internal notes), the municipality's replies, edits and withdrawals,
+duplicates and merges, resolving and closing.
+
+Status: 受付 (new) until the help desk acts; 対応中 (in_progress) while it is the help desk's move;
+回答待ち (waiting) when the help desk asked the municipality something, until the municipality
+writes; 解決 (resolved) and 終了 (closed) end it. Time spent 回答待ち does not count towards the
+resolution time. Every change that decides from the thread's current state locks its row first.
+"""
 from __future__ import annotations
+
+from sqlalchemy import select, update
 
 from app import policy
 from app.extensions import db
-from app.models import Answer, Case, Comment, Question, QuestionStatus, User, utcnow
+from app.models import (
+    Answer, CannedReply, Case, Comment, InternalNote, PostRevision, Priority, Question, QuestionKind, QuestionStatus, Role,
+    User, as_utc, utcnow,
+)
+from app.search.sync import queue_case
+from app.services import audit
 from app.services import cases as case_service
+from app.services.accounts import get_user
 from app.services.errors import Conflict, Forbidden, ValidationFailed
+from app.services.locking import lock_for_update
 from app.services.validation import (
     clean_body, clean_category, clean_consent, clean_title, parse_int, parse_tag_names, tags_for,
 )
+
+WITHDRAWN_TEXT = "［取り下げられた投稿］"
+POST_LABELS = {"question": "相談内容", "answer": "回答", "comment": "コメント", "note": "内部メモ"}
+MAX_REASON_CHARS = 200
+
+
+def _clean_choice(value, enum_class, errors: dict[str, str], field: str, label: str, default: str) -> str:
+    if value in (None, ""):
+        return default
+    if not isinstance(value, str) or value not in {v.value for v in enum_class}:
+        choices = "・".join(v.value for v in enum_class)
+        errors[field] = f"{label}は {choices} のいずれかです。"
+        return default
+    return value
+
+
+def _clean_priority(data: dict, errors: dict[str, str], default: str = Priority.NORMAL.value) -> tuple[str, str]:
+    priority = _clean_choice(data.get("priority"), Priority, errors, "priority", "優先度", default)
+    reason = data.get("urgent_reason")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if priority == Priority.URGENT.value and not reason:
+        errors["urgent_reason"] = "至急の理由を書いてください（例: 窓口業務が止まっている）。"
+    elif len(reason) > MAX_REASON_CHARS:
+        errors["urgent_reason"] = f"至急の理由は{MAX_REASON_CHARS}文字以内にしてください。"
+    return priority, reason if priority == Priority.URGENT.value else ""
 
 
 def ask_question(user: User, data: dict) -> Question:
@@ -20,82 +62,395 @@ def ask_question(user: User, data: dict) -> Question:
     category = clean_category(data.get("category"), errors)
     tag_names = parse_tag_names(data.get("tags"), errors)
     consent = clean_consent(data.get("sharing_consent"), errors)
+    kind = _clean_choice(data.get("kind"), QuestionKind, errors, "kind", "種類", QuestionKind.QUESTION.value)
+    priority, reason = _clean_priority(data, errors)
     if errors:
         raise ValidationFailed(errors)
     question = Question(
-        title=title,
-        body=body,
-        category=category,
-        tags=tags_for(tag_names),
-        asker=user,
-        municipality_id=user.municipality_id,
-        status=QuestionStatus.OPEN.value,
-        sharing_consent=consent,
+        title=title, body=body, category=category, tags=tags_for(tag_names), asker=user,
+        municipality_id=user.municipality_id, status=QuestionStatus.NEW.value, sharing_consent=consent,
+        kind=kind, priority=priority, urgent_reason=reason,
     )
     db.session.add(question)
     db.session.flush()
     return question
 
 
+# --- whose move it is -------------------------------------------------------------------------
+
+def _stop_waiting(question: Question, now) -> None:
+    if question.waiting_since is not None:
+        question.waiting_seconds = question.waited_seconds(now)
+        question.waiting_since = None
+
+
+def _helpdesk_replied(user: User, question: Question, await_reply: bool) -> None:
+    """A public post of the help desk: the first response, the owner if there was none, and the
+    status (回答待ち when it asks the municipality something, else 対応中)."""
+    now = utcnow()
+    if question.first_response_at is None:
+        question.first_response_at = now
+    if question.owner_id is None:
+        question.owner = user
+    if await_reply:
+        if question.waiting_since is None:
+            question.waiting_since = now
+        question.status = QuestionStatus.WAITING.value
+    else:
+        _stop_waiting(question, now)
+        question.status = QuestionStatus.IN_PROGRESS.value
+
+
+def _clean_flag(value, field: str) -> bool:
+    if value in (None, ""):
+        return False
+    if isinstance(value, bool):
+        return value
+    if value in ("y", "on", "1", "true"):
+        return True
+    raise ValidationFailed({field: f"{field} は true か false です。"})
+
+
 def post_answer(user: User, question: Question, data: dict) -> Answer:
+    lock_for_update(question)
     if not policy.can_answer(user, question):
         raise Forbidden("この相談に回答することはできません。")
     errors: dict[str, str] = {}
     body = clean_body(data.get("body"), errors, label="回答")
     if errors:
         raise ValidationFailed(errors)
+    await_reply = _clean_flag(data.get("await_reply"), "await_reply")
     answer = Answer(question=question, author=user, body=body)
     db.session.add(answer)
-    if question.status == QuestionStatus.OPEN.value:
-        question.status = QuestionStatus.ANSWERED.value
+    _helpdesk_replied(user, question, await_reply)
     question.updated_at = utcnow()
     db.session.flush()
     return answer
 
 
 def post_comment(user: User, question: Question, data: dict) -> Comment:
+    lock_for_update(question)
     if not policy.can_comment(user, question):
         raise Forbidden("この相談にコメントすることはできません。")
     errors: dict[str, str] = {}
     body = clean_body(data.get("body"), errors, label="コメント")
     if errors:
         raise ValidationFailed(errors)
+    await_reply = _clean_flag(data.get("await_reply"), "await_reply")
     comment = Comment(question=question, author=user, body=body)
     db.session.add(comment)
+    if policy.is_helpdesk(user):
+        _helpdesk_replied(user, question, await_reply)
+    elif question.status == QuestionStatus.WAITING.value:
+        # The municipality wrote back: the help desk's move again.
+        _stop_waiting(question, utcnow())
+        question.status = QuestionStatus.IN_PROGRESS.value
     question.updated_at = utcnow()
     db.session.flush()
     return comment
 
 
+def post_note(user: User, question: Question, data: dict) -> InternalNote:
+    if not policy.can_write_internal_note(user, question):
+        raise Forbidden("内部メモを書けるのは県ヘルプデスクだけです。")
+    errors: dict[str, str] = {}
+    body = clean_body(data.get("body"), errors, label="内部メモ")
+    if errors:
+        raise ValidationFailed(errors)
+    note = InternalNote(question=question, author=user, body=body)
+    db.session.add(note)
+    db.session.flush()
+    return note
+
+
+# --- the help desk's handling -------------------------------------------------------------------
+
+def _helpdesk_member(value) -> User | None:
+    """An enabled help-desk user by id or user name (None for 'unassigned')."""
+    if value in (None, "", 0, "0"):
+        return None
+    user_id = parse_int(value)
+    if user_id is not None:
+        user = db.session.get(User, user_id)
+    else:
+        user = get_user(value) if isinstance(value, str) else None
+    if user is None or not user.is_enabled or user.role != Role.HELPDESK.value:
+        raise ValidationFailed({"owner": "担当者には有効な県ヘルプデスクのアカウントを選んでください。"})
+    return user
+
+
+def assign(user: User, question: Question, owner_value, expected_owner_id=...) -> Question:
+    """Take (owner = yourself), hand over to a colleague, or leave unassigned. With
+    ``expected_owner_id`` the change happens only if the owner is still the one the page showed."""
+    lock_for_update(question)
+    if not policy.can_run_desk(user, question):
+        raise Forbidden("担当を変更できるのは県ヘルプデスクだけです（終わった相談は変更できません）。")
+    owner = _helpdesk_member(owner_value)
+    if expected_owner_id is not ... and question.owner_id != expected_owner_id:
+        current = question.owner.label if question.owner else "未割り当て"
+        raise Conflict(f"担当者はすでに変わっています（現在: {current}）。画面を読み込み直してください。")
+    question.owner = owner
+    if owner is not None and question.status == QuestionStatus.NEW.value:
+        question.status = QuestionStatus.IN_PROGRESS.value
+    question.updated_at = utcnow()
+    db.session.flush()
+    return question
+
+
+def set_handling(user: User, question: Question, data: dict) -> Question:
+    """The help desk changes priority, its reason and the kind of question."""
+    lock_for_update(question)
+    if not policy.can_run_desk(user, question):
+        raise Forbidden("優先度と種類を変更できるのは県ヘルプデスクだけです。")
+    errors: dict[str, str] = {}
+    kind = _clean_choice(data.get("kind"), QuestionKind, errors, "kind", "種類", question.kind)
+    priority, reason = _clean_priority({"priority": data.get("priority") or question.priority,
+                                        "urgent_reason": data.get("urgent_reason", question.urgent_reason)}, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    question.kind, question.priority, question.urgent_reason = kind, priority, reason
+    question.updated_at = utcnow()
+    db.session.flush()
+    return question
+
+
+def await_municipality(user: User, question: Question) -> Question:
+    """Mark 回答待ち without a post (the question was asked by phone, say)."""
+    lock_for_update(question)
+    if not policy.can_run_desk(user, question):
+        raise Forbidden("回答待ちにできるのは県ヘルプデスクだけです。")
+    if question.status == QuestionStatus.WAITING.value:
+        raise Conflict("すでに回答待ちです。")
+    question.waiting_since = utcnow()
+    question.status = QuestionStatus.WAITING.value
+    db.session.flush()
+    return question
+
+
+# --- resolving and closing ------------------------------------------------------------------------
+
+def _end(question: Question, status: QuestionStatus) -> None:
+    now = utcnow()
+    _stop_waiting(question, now)
+    question.status = status.value
+    question.updated_at = now
+    if status is QuestionStatus.RESOLVED:
+        question.resolved_at = now
+    else:
+        question.closed_at = now
+
+
 def resolve_question(user: User, question: Question, answer_id) -> Case:
     """Mark the answer that resolved the question and create the draft case from the thread."""
+    lock_for_update(question)
     if not policy.can_resolve(user, question):
-        if question.status in (QuestionStatus.RESOLVED.value, QuestionStatus.CLOSED.value):
+        if not question.is_active:
             raise Conflict("この相談はすでに解決済みまたは終了しています。")
         raise Forbidden("この相談を解決済みにすることはできません。")
     answer_id = parse_int(answer_id)
     if answer_id is None:
         raise ValidationFailed({"answer_id": "解決した回答を選んでください。"})
-    answer = next((a for a in question.answers if a.id == answer_id), None)
+    answer = next((a for a in question.answers if a.id == answer_id and not a.is_withdrawn), None)
     if answer is None:
         raise ValidationFailed({"answer_id": "この相談の回答ではありません。"})
-    now = utcnow()
-    question.status = QuestionStatus.RESOLVED.value
     question.resolved_answer = answer
-    question.resolved_at = now
-    question.updated_at = now
+    _end(question, QuestionStatus.RESOLVED)
     db.session.flush()
     return case_service.create_draft_from_question(user, question, answer)
 
 
 def close_question(user: User, question: Question) -> Question:
+    lock_for_update(question)
     if not policy.can_close(user, question):
-        if question.status in (QuestionStatus.RESOLVED.value, QuestionStatus.CLOSED.value):
+        if not question.is_active:
             raise Conflict("この相談はすでに解決済みまたは終了しています。")
         raise Forbidden("この相談を終了することはできません。")
-    now = utcnow()
-    question.status = QuestionStatus.CLOSED.value
-    question.closed_at = now
-    question.updated_at = now
+    _end(question, QuestionStatus.CLOSED)
     db.session.flush()
     return question
+
+
+def close_as_duplicate(user: User, question: Question, original_id) -> Question:
+    """Close a question that asks what another one already asks; each thread links the other."""
+    lock_for_update(question)
+    if not policy.can_run_desk(user, question):
+        raise Forbidden("重複として終了できるのは県ヘルプデスクだけです（終わった相談は除く）。")
+    original = _other_question(user, original_id, question)
+    question.duplicate_of = original
+    _end(question, QuestionStatus.CLOSED)
+    db.session.flush()
+    return question
+
+
+def merge_into(user: User, source: Question, target_id) -> Question:
+    """Move every post of ``source`` into the target thread of the same municipality (in time
+    order there) and close ``source`` with a link to it."""
+    lock_for_update(source)
+    if not policy.can_run_desk(user, source):
+        raise Forbidden("スレッドを統合できるのは県ヘルプデスクだけです（終わった相談は除く）。")
+    target = _other_question(user, target_id, source)
+    lock_for_update(target)
+    if target.municipality_id != source.municipality_id:
+        raise ValidationFailed({"target": "統合できるのは同じ市町の相談どうしだけです。"})
+    if not target.is_active:
+        raise ValidationFailed({"target": "統合先の相談はすでに終わっています。"})
+    for model in (Answer, Comment, InternalNote):
+        db.session.execute(update(model).where(model.question_id == source.id).values(question_id=target.id))
+    # The source's own text becomes a comment of the target, with its author and time.
+    if not source.is_withdrawn:
+        db.session.add(Comment(question_id=target.id, author_id=source.asker_id, created_at=source.created_at,
+                               body=f"（統合された相談 #{source.id}「{source.title}」）\n\n{source.body}"))
+    if target.first_response_at is None or (
+            source.first_response_at is not None and as_utc(source.first_response_at) < as_utc(target.first_response_at)):
+        target.first_response_at = source.first_response_at
+    source.merged_into = target
+    source.resolved_answer = None
+    _end(source, QuestionStatus.CLOSED)
+    target.updated_at = utcnow()
+    db.session.flush()
+    db.session.expire(source)
+    db.session.expire(target)
+    return target
+
+
+def _other_question(user: User, value, question: Question) -> Question:
+    other_id = parse_int(value)
+    other = policy.get_visible_question(user, other_id) if other_id is not None else None
+    if other is None:
+        raise ValidationFailed({"target": "相談番号が見つかりません。"})
+    if other.id == question.id:
+        raise ValidationFailed({"target": "同じ相談は指定できません。"})
+    return other
+
+
+# --- edits and withdrawals ------------------------------------------------------------------------
+
+POST_MODELS = {"question": Question, "answer": Answer, "comment": Comment, "note": InternalNote}
+
+
+def post_type(post) -> str:
+    return next(name for name, model in POST_MODELS.items() if isinstance(post, model))
+
+
+def find_post(question: Question, kind: str, post_id) -> object | None:
+    """A post of this thread by kind and id (the question itself for kind 'question')."""
+    if kind == "question":
+        return question
+    model = POST_MODELS.get(kind)
+    post_id = parse_int(post_id)
+    if model is None or post_id is None:
+        return None
+    post = db.session.get(model, post_id)
+    return post if post is not None and post.question_id == question.id else None
+
+
+def edit_post(user: User, post, data: dict):
+    """The author changes the text; the earlier text is kept as a revision for the help desk."""
+    lock_for_update(post)
+    if not policy.can_edit_post(user, post):
+        raise Forbidden("この投稿は編集できません（自分の投稿だけ、取り下げ・終了したものは除く）。")
+    errors: dict[str, str] = {}
+    kind = post_type(post)
+    body = clean_body(data.get("body"), errors, label=POST_LABELS[kind])
+    title = clean_title(data.get("title", post.title), errors) if kind == "question" else None
+    if errors:
+        raise ValidationFailed(errors)
+    if body == post.body and (title is None or title == post.title):
+        return post
+    db.session.add(PostRevision(post_type=kind, post_id=post.id, body=post.body,
+                                title=post.title if kind == "question" else None, edited_by=user))
+    post.body = body
+    if title is not None:
+        post.title = title
+    post.edited_at = utcnow()
+    db.session.flush()
+    return post
+
+
+def revisions(post) -> list[PostRevision]:
+    return list(db.session.scalars(
+        select(PostRevision).where(PostRevision.post_type == post_type(post), PostRevision.post_id == post.id)
+        .order_by(PostRevision.id)
+    ))
+
+
+def withdraw_post(user: User, post):
+    """Remove a post's text everywhere (a password pasted by mistake): the post, its earlier
+    versions, and the same text in a case drafted from the thread. Who withdrew it and when stay."""
+    lock_for_update(post)
+    if not policy.can_withdraw_post(user, post):
+        raise Forbidden("この投稿は取り下げられません。")
+    kind = post_type(post)
+    texts = [post.body] + [r.body for r in revisions(post)]
+    db.session.execute(PostRevision.__table__.delete().where(
+        PostRevision.post_type == kind, PostRevision.post_id == post.id))
+    post.body = ""
+    post.withdrawn_at = utcnow()
+    post.withdrawn_by = user
+    question = post if kind == "question" else post.question
+    case = db.session.scalar(select(Case).where(Case.question_id == question.id))
+    if case is not None:
+        _remove_from_case(user, case, [t for t in texts if t.strip()])
+    db.session.flush()
+    audit.record(user, "post.withdraw", question, f"相談 #{question.id} の{POST_LABELS[kind]}を取り下げ")
+    return post
+
+
+def _remove_from_case(user: User, case: Case, texts: list[str]) -> None:
+    lock_for_update(case)
+    changed = False
+    for field in ("title", "issue", "environment", "cause", "resolution"):
+        value = getattr(case, field) or ""
+        for text in sorted(texts, key=len, reverse=True):
+            if text.strip() and text.strip() in value:
+                value = value.replace(text.strip(), WITHDRAWN_TEXT)
+        if value != (getattr(case, field) or ""):
+            setattr(case, field, value)
+            changed = True
+    if changed:
+        case.updated_at = utcnow()
+        case.updated_by = user
+        queue_case(case)
+        audit.record(user, "case.edit", case, f"#{case.id}: 取り下げられた投稿の文章を除きました")
+
+
+def timeline(question: Question, user: User | None) -> list[tuple[str, object]]:
+    """Answers, comments and (for the help desk) internal notes, in time order."""
+    items = [("answer", a) for a in question.answers] + [("comment", c) for c in question.comments]
+    if policy.can_read_internal_notes(user):
+        items += [("note", n) for n in question.notes]
+    return sorted(items, key=lambda item: (as_utc(item[1].created_at), item[0], item[1].id))
+
+
+def thread_links(question: Question, user: User | None) -> dict[str, list[Question]]:
+    """Questions closed as duplicates of this one, or merged into it, that the user may see."""
+    result = {}
+    for name, column in (("duplicates", Question.duplicate_of_id), ("merged", Question.merged_into_id)):
+        result[name] = list(db.session.scalars(
+            select(Question).where(column == question.id, policy.visible_questions_clause(user)).order_by(Question.id)))
+    return result
+
+
+# --- canned replies -------------------------------------------------------------------------------
+
+def save_canned_reply(user: User, reply: CannedReply | None, title, body) -> CannedReply:
+    if not policy.can_manage_canned_replies(user):
+        raise Forbidden("定型文を管理できるのは県ヘルプデスクだけです。")
+    errors: dict[str, str] = {}
+    title = title.strip() if isinstance(title, str) else ""
+    if not title or len(title) > 100:
+        errors["title"] = "名前を100文字以内で入力してください。"
+    body = clean_body(body, errors, label="本文")
+    if not errors:
+        taken = db.session.scalar(select(CannedReply.id).where(CannedReply.title == title))
+        if taken is not None and (reply is None or taken != reply.id):
+            errors["title"] = f"「{title}」という定型文はすでにあります。"
+    if errors:
+        raise ValidationFailed(errors)
+    if reply is None:
+        reply = CannedReply(title=title, body=body, updated_by=user)
+        db.session.add(reply)
+    else:
+        reply.title, reply.body, reply.updated_by = title, body, user
+    db.session.flush()
+    return reply
