@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := app
 
-.PHONY: run test install db demo clean
+.PHONY: run test install db demo clean serve test-pg
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,30 @@ test: install
 
 clean:
 	rm -rf $(VENV) instance
+
+# Production on one machine: gunicorn (workers from the cores, gunicorn.conf.py) behind nginx.
+# The secret key comes from FLASK_SECRET_KEY or FLASK_SECRET_KEY_FILE; no demo data is loaded.
+# See docs/operations.md for nginx, systemd, backups and monitoring.
+PROD_STAMP := $(VENV)/.installed-prod
+
+$(PROD_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,prod]'
+	touch $(PROD_STAMP)
+
+serve: $(PROD_STAMP)
+	APP_CONFIG=production $(BIN)/flask --app app db upgrade
+	APP_CONFIG=production $(BIN)/flask --app app content load
+	APP_CONFIG=production $(BIN)/flask --app app search reindex --if-outdated
+	APP_CONFIG=production exec $(BIN)/gunicorn --config gunicorn.conf.py
+
+# The whole suite on PostgreSQL: TEST_DATABASE_URL (a role that may create databases), or a
+# throwaway cluster of Debian's postgresql in a temporary folder (installed when missing).
+test-pg: $(STAMP)
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -z "$$TEST_DATABASE_URL" ] && command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1)) \
+	    || echo "PostgreSQL could not be installed"; \
+	fi
+	HELPDESK_TEST_DATABASE=postgres $(BIN)/python -m pytest
 
 # End-to-end tests in a real browser: Playwright (the `browser` extra) driving Debian's Chromium.
 # Installs Chromium (and a Japanese font for readable screenshots) with apt-get when missing and

@@ -35,16 +35,25 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.config.from_object(config_class or config_from_env())
     if app.config.get("ENV_OVERRIDES", True):
         app.config.from_prefixed_env()
+    _read_secret_key_file(app)
     _check_production_secret(app)
+    from app.request_log import configure_logging
+
+    configure_logging(app)
     if app.config.get("TRUSTED_PROXIES"):
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["TRUSTED_PROXIES"]))
     app.json.ensure_ascii = False
 
+    from app.database import configure_engine, engine_options
     from app.extensions import csrf, db, login_manager, migrate
 
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"],
+                                                             app.config.get("SQLALCHEMY_ENGINE_OPTIONS"))
     db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_WAL"])
     migrate.init_app(app, db, directory=str(_project_dir() / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -57,14 +66,24 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     from app.questions import bp as questions_bp
     from app.admin import bp as admin_bp
     from app.library import bp as library_bp
+    from app.attachments import bp as attachments_bp
+    from app.notifications import bp as notifications_bp
+    from app.reports import bp as reports_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(questions_bp)
     app.register_blueprint(cases_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(library_bp)
+    app.register_blueprint(attachments_bp)
+    app.register_blueprint(notifications_bp)
+    app.register_blueprint(reports_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
+
+    from app.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
 
     from app.templating import register_template_helpers
 
@@ -84,6 +103,19 @@ def _project_dir():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent
+
+
+def _read_secret_key_file(app: Flask) -> None:
+    """``SECRET_KEY_FILE`` (``FLASK_SECRET_KEY_FILE``): the key from a file only root and the
+    service can read (systemd's ``LoadCredential``), so it is in no environment or unit file."""
+    path = app.config.get("SECRET_KEY_FILE")
+    if path:
+        from pathlib import Path
+
+        try:
+            app.config["SECRET_KEY"] = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise RuntimeError(f"SECRET_KEY_FILE {path} cannot be read: {error.strerror}") from None
 
 
 def _check_production_secret(app: Flask) -> None:
@@ -176,6 +208,9 @@ def _register_search_sync(app: Flask) -> None:
     @app.after_request
     def apply_search_work(response):
         apply_after_commit()
+        from app.services.notifications import send_after_request
+
+        send_after_request(app)
         return response
 
     @app.teardown_appcontext

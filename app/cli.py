@@ -295,6 +295,68 @@ def search_sync():
     click.echo(f"{count} 件の事例を索引に反映しました。")
 
 
+notify = AppGroup("notify", help="通知メール / notification mails")
+
+
+@notify.command("send")
+def notify_send():
+    """送信待ちの通知メールを送る（失敗したものは時間をおいて再送）。"""
+    from app.services.notifications import deliver_pending, pending_mail_count
+
+    total = {"sent": 0, "dropped": 0, "failed": 0}
+    while True:
+        counts = deliver_pending()
+        for key in total:
+            total[key] += counts[key]
+        if not any(counts.values()):
+            break
+    click.echo(f"送信 {total['sent']}件、送らなかったもの {total['dropped']}件、失敗（再送待ち） {total['failed']}件、"
+               f"残り {pending_mail_count()}件")
+
+
+@notify.command("digest")
+def notify_digest():
+    """「毎朝まとめてメール」を選んだ人へ、まとめのメールを送る（cron や systemd timer で毎朝7:30に）。"""
+    from app.services.notifications import deliver_pending, queue_digests
+
+    queued = queue_digests()
+    counts = deliver_pending(limit=max(100, queued * 2))
+    click.echo(f"まとめのメール {queued}通を作成し、{counts['sent']}通を送りました（失敗 {counts['failed']}通は再送待ち）。")
+
+
+@click.command("backup")
+@click.argument("destination", type=click.Path(file_okay=False))
+def backup_command(destination):
+    """動いているインスタンスの一貫したバックアップを DESTINATION（新しいフォルダー）に作る。"""
+    from app.backup import BackupError, backup
+
+    try:
+        report = backup(destination)
+    except BackupError as error:
+        _fail(str(error))
+    counts = "、".join(f"{name} {count}" for name, count in report.counts.items())
+    click.echo(f"バックアップを {report.path} に作りました（{report.database_file}、添付ファイル {report.attachments} 件；{counts}）。")
+    if report.missing_attachments:
+        click.echo(f"注意: 保存先に見つからない添付ファイルが {len(report.missing_attachments)} 件あります（manifest.json）。", err=True)
+
+
+@click.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False))
+def restore_command(source):
+    """SOURCE のバックアップを空のインスタンスに復元する（その後 search reindex）。"""
+    from app.backup import BackupError, restore
+
+    try:
+        result = restore(source)
+    except BackupError as error:
+        _fail(str(error))
+    counts = "、".join(f"{name} {count}" for name, count in result["counts"].items())
+    click.echo(f"復元しました（{counts}；添付ファイル {result['attachments']} 件）。"
+               "続けて flask --app app db upgrade と flask --app app search reindex を実行してください。")
+
+
 def register_cli(app: Flask) -> None:
-    for group in (users, tokens, municipalities, content, cases, search):
+    for group in (users, tokens, municipalities, content, cases, search, notify):
         app.cli.add_command(group)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)

@@ -23,8 +23,8 @@ from sqlalchemy import and_, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
-from app.models import Case, CaseState, Question, QuestionStatus, Role, User, Visibility
-from app.models.municipality import sharing_partner_ids
+from app.models import Attachment, Case, CaseState, Question, QuestionStatus, Role, User, Visibility, case_attachments
+from app.models.municipality import Municipality, sharing_partner_ids
 
 
 # --- who is who -------------------------------------------------------------------------------
@@ -149,6 +149,20 @@ def can_read_revisions(user: User | None) -> bool:
     return sees_everything(user)
 
 
+def can_read_attachment(user: User | None, attachment: Attachment) -> bool:
+    """A file is read by whoever may read the post it is on (an internal note's file: the help
+    desk), or any case that carries it."""
+    if attachment.question_id is not None and attachment.post_type != "case":
+        question = db.session.get(Question, attachment.question_id)
+        if question is not None and can_view_question(user, question) and (
+                attachment.post_type != "note" or can_read_internal_notes(user)):
+            return True
+    carried_by_readable_case = db.session.scalar(
+        select(Case.id).join(case_attachments, case_attachments.c.case_id == Case.id)
+        .where(case_attachments.c.attachment_id == attachment.id, visible_cases_clause(user)).limit(1))
+    return carried_by_readable_case is not None
+
+
 def can_manage_canned_replies(user: User | None) -> bool:
     return is_helpdesk(user)
 
@@ -179,16 +193,39 @@ def case_scope(user: User | None) -> CaseScope:
         return NO_CASES
     if user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
         return NO_CASES
+    return member_scope(user.municipality_id)
+
+
+def member_scope(municipality_id: int) -> CaseScope:
+    """What the members (staff and viewers) of one municipality may read."""
     # Within one request the partners of a municipality do not change: ask the database once.
-    key = ("case_scope", user.municipality_id)
+    key = ("case_scope", municipality_id)
     cache = g.setdefault("_policy_cache", {}) if has_app_context() else {}
     if key not in cache:
         cache[key] = CaseScope(
-            own=user.municipality_id,
-            neighbour_owners=frozenset(sharing_partner_ids(user.municipality_id)),
+            own=municipality_id,
+            neighbour_owners=frozenset(sharing_partner_ids(municipality_id)),
             shared_with_all=True,
         )
     return cache[key]
+
+
+@dataclass(frozen=True)
+class _PublishedAs:
+    """A case as it would be once published with a visibility: all that ``scope_allows`` reads."""
+
+    municipality_id: int | None
+    shared_visibility: Visibility
+    state: str = CaseState.PUBLISHED.value
+
+
+def readers_if_published(case: Case, visibility: Visibility | str) -> list[Municipality]:
+    """The municipalities whose members would read ``case`` if it were published with
+    ``visibility`` (the help desk and administrators read every case): each municipality's
+    ``member_scope`` through ``scope_allows``, the rule every page, SQL filter and search apply."""
+    as_published = _PublishedAs(case.municipality_id, Visibility(visibility))
+    municipalities = db.session.scalars(select(Municipality).order_by(Municipality.is_observer, Municipality.code))
+    return [m for m in municipalities if scope_allows(member_scope(m.id), as_published)]
 
 
 def forget_cached_scopes() -> None:
@@ -268,6 +305,11 @@ def can_change_consent(user: User | None, case: Case) -> bool:
     return case.state != CaseState.ARCHIVED.value and _staff_of(user, case.municipality_id)
 
 
+def can_request_consent(user: User | None, case: Case) -> bool:
+    """The help desk asks the owning municipality to agree to wider sharing."""
+    return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value and case.municipality_id is not None
+
+
 def can_archive_case(user: User | None, case: Case) -> bool:
     return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value
 
@@ -303,6 +345,19 @@ def can_export_cases(user: User | None) -> bool:
     return sees_everything(user)
 
 
+# --- reports ----------------------------------------------------------------------------------
+
+def can_view_dashboard(user: User | None) -> bool:
+    """The prefecture's dashboard and the yearly summary: the help desk and administrators."""
+    return sees_everything(user)
+
+
+def can_view_municipal_report(user: User | None) -> bool:
+    """A municipality's own report: its staff and viewers."""
+    return bool(user and user.is_enabled and user.role in (Role.MUNICIPAL.value, Role.VIEWER.value)
+                and user.municipality_id is not None)
+
+
 # --- administration ---------------------------------------------------------------------------
 
 def can_administer(user: User | None) -> bool:
@@ -319,4 +374,9 @@ def get_visible_question(user: User | None, question_id: int) -> Question | None
 
 def get_visible_case(user: User | None, case_id: int) -> Case | None:
     return db.session.scalar(select(Case).where(Case.id == case_id, visible_cases_clause(user)))
+
+
+def get_readable_attachment(user: User | None, attachment_id: int) -> Attachment | None:
+    attachment = db.session.get(Attachment, attachment_id)
+    return attachment if attachment is not None and can_read_attachment(user, attachment) else None
 

@@ -12,6 +12,7 @@ from app import policy
 from app.extensions import db
 from app.models import Case, CaseState, Priority, QuestionKind, QuestionStatus, Role, Visibility, as_utc
 from app.rendering import render_markdown
+from app.services.attachments import text_preview
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -35,6 +36,25 @@ def format_duration(seconds: int | None) -> str:
     if hours:
         return f"{hours}時間{minutes}分" if minutes else f"{hours}時間"
     return f"{minutes}分"
+
+
+def format_filesize(size: int | None) -> str:
+    if not size:
+        return "0 B"
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+def attachment_help() -> str:
+    from flask import current_app
+
+    per_file = current_app.config["ATTACHMENT_MAX_BYTES"] // (1024 * 1024)
+    per_post = current_app.config["ATTACHMENT_MAX_POST_BYTES"] // (1024 * 1024)
+    return (f"画像（PNG・JPEG・GIF）、PDF、テキスト・ログ、CSV、Excel（xlsx）、Word（docx）、ZIP。"
+            f"1ファイル{per_file}MB、1回の投稿で合計{per_post}MBまで。ファイルの種類は中身で判定します。")
 
 
 def page_url(page: int) -> str:
@@ -67,12 +87,22 @@ def owner_label(case) -> str:
     return case.municipality.name if case.municipality else "県ヘルプデスク"
 
 
+def unread_notifications() -> int:
+    """The bell's number on every page (notifications about what the user may still read)."""
+    from app.services.notifications import unread_count
+
+    if not current_user.is_authenticated:
+        return 0
+    return unread_count(current_user)
+
+
 def register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["markdown"] = render_markdown
     app.jinja_env.filters["section_markdown"] = lambda text: render_markdown(text, heading_offset=2)
     app.jinja_env.filters["datetime"] = format_datetime
     app.jinja_env.filters["date"] = lambda v: format_datetime(v, with_time=False)
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["filesize"] = format_filesize
     app.jinja_env.globals.update(
         policy=policy,
         QuestionStatus=QuestionStatus,
@@ -86,4 +116,7 @@ def register_template_helpers(app: Flask) -> None:
         owner_label=owner_label,
         Visibility=Visibility,
         as_utc=as_utc,
+        attachment_preview=text_preview,
+        unread_notifications=unread_notifications,
     )
+    app.context_processor(lambda: {"attachment_help": attachment_help() if request else ""})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import wraps
+from urllib.parse import urlsplit
 
 from flask import abort, flash, request
 from flask_login import current_user, login_required
@@ -45,6 +46,13 @@ def role_required(check):
     return decorator
 
 
+def uploads_from(field_name: str) -> list:
+    """The files a form field brought (browsers send an empty part when none was chosen)."""
+    from app.services.attachments import Upload
+
+    return [Upload(f.filename or "", f.read()) for f in request.files.getlist(field_name) if f and f.filename]
+
+
 def page_arg() -> int:
     """The ``page`` of a list page (1 to MAX_PAGE; otherwise a 400 with a Japanese message)."""
     return int_param(request.args, "page", "ページ", 1)
@@ -74,3 +82,14 @@ def commit_or_flash(action, success, error_status_aborts=(403,)):
     db.session.commit()
     flash(success(result) if callable(success) else success, "success")
     return True
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (for "back" and "next" links), else None: no scheme
+    or host, not ``//host`` and no backslash (browsers read ``/\\host`` as ``//host``)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if "\\" in target or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+import html5lib
+from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import User
@@ -93,13 +94,44 @@ def test_wrong_password_rerenders_login_with_japanese_error_and_keeps_username(w
     assert user.is_enabled
 
 
-def test_unknown_username_or_empty_form_gets_the_same_error_as_a_wrong_password(web, make_user):
+def test_unknown_username_gets_the_same_error_as_a_wrong_password(web, make_user):
     make_user()
-    for data in [{"username": "nobody-here", "password": PASSWORD}, {"username": "", "password": ""}]:
-        response = web.post("/login", data=data)
-        assert response.status_code == 200, data
-        assert LOGIN_ERROR in response.get_data(as_text=True), data
-        assert not is_logged_in(web)
+    response = web.post("/login", data={"username": "nobody-here", "password": PASSWORD})
+    assert response.status_code == 200
+    assert LOGIN_ERROR in response.get_data(as_text=True)
+    assert not is_logged_in(web)
+
+
+EMPTY_LOGIN = "ユーザー名とパスワードを入力してください。"
+
+
+@pytest.mark.parametrize("data, empty_field", [
+    ({"username": "", "password": ""}, "username"),
+    ({"username": "   ", "password": PASSWORD}, "username"),
+    ({"username": "kure-ito", "password": ""}, "password"),
+])
+def test_empty_login_fields_ask_for_both_and_do_not_count_as_a_failed_login(web, make_user, data, empty_field):
+    from app.models import LoginAttempt
+
+    make_user(username="kure-ito")
+    response = web.post("/login", data=data)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert EMPTY_LOGIN in page and LOGIN_ERROR not in page
+    document = html5lib.parse(page, namespaceHTMLElements=False)
+    control = document.find(f".//input[@name='{empty_field}']")
+    assert control.get("aria-invalid") == "true"
+    error = document.find(f".//*[@id='{control.get('aria-describedby')}']")
+    assert error is not None and EMPTY_LOGIN in "".join(error.itertext())
+    assert db.session.scalar(select(func.count()).select_from(LoginAttempt)) == 0
+    assert not is_logged_in(web)
+
+
+def test_many_empty_submissions_never_throttle_the_account(web, make_user, app):
+    make_user(username="kure-ito")
+    for _ in range(app.config["LOGIN_FREE_FAILURES"] + 3):
+        web.post("/login", data={"username": "kure-ito", "password": ""})
+    assert log_in(web, "kure-ito").status_code == 302
 
 
 def test_username_with_surrounding_spaces_still_logs_in(web, make_user):

@@ -144,3 +144,40 @@ def test_archiving_while_the_owner_changes_consent_ends_in_a_serial_order(any_db
         # Either the consent came first (200), or it found the case archived: already gone for the
         # municipality (404) or archived while it waited for the lock (409); nothing changed then.
         assert (consent, case.sharing_consent) in ((200, "neighbours"), (409, "all"), (404, "all"))
+
+
+def test_two_digest_runs_at_once_never_put_a_notification_in_two_mails(any_db_app):
+    """Two servers' morning timers fire together: each digest notification goes out once."""
+    from app.models import MailOutbox, Notification
+    from app.services import notifications
+
+    kure, _tokens = _people(any_db_app)
+    readers = []
+    for n in range(6):
+        reader = accounts.create_user(f"reader{n}", "race-password-1", "municipal", kure)
+        reader.email = f"reader{n}@example.lg.jp"
+        readers.append(reader)
+    db.session.commit()
+    for reader in readers:
+        notifications.set_channels(reader, {"case_published": "digest"})
+        for _ in range(3):
+            db.session.add(Notification(user_id=reader.id, kind="case_published", case_id=_draft(kure, reader.id)))
+    db.session.commit()
+    barrier = threading.Barrier(2)
+    queued = [0, 0]
+
+    def run(index):
+        with any_db_app.app_context():
+            barrier.wait()
+            queued[index] = notifications.queue_digests()
+            db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    db.session.expire_all()
+    mailed = [nid for (ids,) in db.session.execute(select(MailOutbox.digest_ids)) for nid in ids.split(",")]
+    assert len(mailed) == len(set(mailed)) == 18
+    assert sum(queued) == len(db.session.scalars(select(MailOutbox)).all())

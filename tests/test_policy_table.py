@@ -191,6 +191,64 @@ def test_the_question_thread_is_only_for_its_municipality_and_the_help_desk(worl
             assert ("表の内部メモ" in response.get_data(as_text=True)) == want["read_notes"]
 
 
+@pytest.mark.parametrize("role,rel", ACTORS)
+def test_no_notification_or_mail_carries_what_its_recipient_may_not_read(world, role, rel, tmp_path):
+    """Every case of the table announced to every actor (as if they followed its category), and
+    every kind of thread event including one pointing at the internal note: what shows in the app
+    and what arrives by mail (rendered at send time) follows the rules, anonymity included."""
+    from app.models import MailOutbox, Notification, Question
+    from app.services import notifications
+
+    app = world["app"]
+    app.config.update(MAIL_BACKEND="folder", MAIL_DIR=str(tmp_path))
+    with app.app_context():
+        user = accounts.get_user(world["users"][(role, rel)])
+        user.email = f"{user.username}@example.lg.jp"
+        question = db.session.get(Question, world["question"])
+        note = question.notes[0]
+        expected_mail = {}
+        for (visibility, state, anonymous, consent), case_id in world["cases"].items():
+            shared = visibility if WIDTH[visibility] <= WIDTH[consent] else consent
+            want = expected(role, rel, shared, state, anonymous)
+            n = Notification(user_id=user.id, kind="case_published", case_id=case_id)
+            db.session.add(n)
+            db.session.flush()
+            rendered = notifications.describe(n, user)
+            assert (rendered is not None) == (want["view"] and state == "published"), (visibility, state, anonymous)
+            if rendered is not None:
+                assert (OWNER in rendered.text) == want["see_owner"], (visibility, state, anonymous)
+                expected_mail[f"検証事例 その{list(world['cases']).index((visibility, state, anonymous, consent))}」"] = \
+                    want["see_owner"]
+            db.session.add(MailOutbox(user_id=user.id, notification_id=n.id))
+        thread = expected_thread(role, rel)
+        events = [Notification(user_id=user.id, kind=kind, question_id=question.id, detail="waiting")
+                  for kind in ("new_question", "status", "resolved")]
+        events.append(Notification(user_id=user.id, kind="new_post", question_id=question.id, post_type="note",
+                                   post_id=note.id))
+        for n in events:
+            db.session.add(n)
+            db.session.flush()
+            wanted = thread["read_notes"] if n.post_type == "note" else thread["view"]
+            assert (notifications.describe(n, user) is not None) == wanted, n.kind
+            db.session.add(MailOutbox(user_id=user.id, notification_id=n.id))
+        db.session.commit()
+        counts = notifications.deliver_pending(limit=1000)
+        mails = [path.read_text(encoding="utf-8", errors="replace") for path in tmp_path.glob("*.eml")]
+        import email
+        from email import policy as email_policy
+        bodies = [email.message_from_string(m, policy=email_policy.default).get_body().get_content() for m in mails]
+        assert counts["sent"] == len(bodies) == len(expected_mail) + (3 * thread["view"]) + thread["read_notes"]
+        for title_end, owner_shown in expected_mail.items():
+            (body,) = [b for b in bodies if title_end in b]
+            assert (OWNER in body) == owner_shown, title_end
+        assert not any("表の内部メモ" in b for b in bodies)
+        for row in db.session.scalars(select(MailOutbox).where(MailOutbox.user_id == user.id)):
+            db.session.delete(row)
+        for row in db.session.scalars(select(Notification).where(Notification.user_id == user.id)):
+            db.session.delete(row)
+        db.session.commit()
+
+
 def test_the_table_covers_every_relation_and_case():
     assert {rel for _role, rel in ACTORS} == set(RELATIONS) | {None}
     assert len(CASES) == 18

@@ -7,6 +7,7 @@ from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.admin import bp
+from app.admin.audit_format import format_summary
 from app.admin.forms import (
     AssignForm, CategoryForm, GroupMemberForm, MunicipalityForm, NeighbourForm, ResetPasswordForm, ToggleForm,
     UnlinkForm, UserForm,
@@ -113,13 +114,24 @@ def audit_log():
     if action:
         query = query.where(AuditEvent.action == action)
     page = db.paginate(query, page=page_arg(), per_page=50, error_out=False)
-    return render_template("admin/audit.html", page=page, action=action, labels=ACTION_LABELS)
+    return render_template("admin/audit.html", page=page, action=action, labels=ACTION_LABELS,
+                           summary=format_summary)
 
 
 # --- accounts ---------------------------------------------------------------------------------
 
 def _role_choices():
-    return [SelectChoice(r.value, f"{r.label}（{r.value}）") for r in Role]
+    return [SelectChoice(r.value, r.label) for r in Role]
+
+
+def _show_service_error(form, error: ServiceError) -> None:
+    """The service's messages, with role codes written for the command line (閲覧者（viewer）)
+    shown as the page names the roles (閲覧者)."""
+    for name, message in list(error.errors.items()):
+        for role in Role:
+            message = message.replace(f"{role.label}（{role.value}）", role.label)
+        error.errors[name] = message
+    apply_service_error(form, error)
 
 
 def _municipality_choices():
@@ -147,7 +159,7 @@ def users():
                                         display_name=(form.display_name.data or "").strip(), actor=current_user)
         except ServiceError as error:
             db.session.rollback()
-            apply_service_error(form, error)
+            _show_service_error(form, error)
         else:
             db.session.commit()
             flash(f"アカウント {user.username} を作成しました。", "success")
@@ -175,7 +187,7 @@ def user_detail(user_id: int):
                             actor=current_user, display_name=assign_form.display_name.data)
         except ServiceError as error:
             db.session.rollback()
-            apply_service_error(assign_form, error)
+            _show_service_error(assign_form, error)
         else:
             db.session.commit()
             flash("役割・所属を変更しました。権限はすぐに切り替わります。", "success")

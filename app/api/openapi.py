@@ -33,6 +33,29 @@ _AUTHOR = {
     "properties": {"username": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"}},
 }
 
+_ATTACHMENTS = {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}}
+_ATTACHMENT = {
+    "type": "object",
+    "required": ["id", "filename", "content_type", "size", "url"],
+    "properties": {
+        "id": {"type": "integer"},
+        "filename": {"type": "string", "description": "the name the user gave (display only)"},
+        "content_type": {"type": "string", "description": "decided from the content"},
+        "size": {"type": "integer"},
+        "url": {"type": "string", "description": "GET it with the same token"},
+    },
+}
+_UPLOAD = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object",
+    "required": ["file"],
+    "properties": {
+        "file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                 "description": "one or more files: PNG, JPEG, GIF, PDF, text/log, CSV, XLSX, DOCX, ZIP"},
+        "post_type": {"type": "string", "enum": ["question", "answer", "comment", "note"]},
+        "post_id": {"type": "integer"},
+    },
+}}}}
+
 _POST = {
     "type": "object",
     "properties": {
@@ -45,10 +68,12 @@ _POST = {
         "withdrawn": {"type": "boolean", "description": "the text is gone (body is empty)"},
         "withdrawn_at": {"type": "string", "format": "date-time"},
         "withdrawn_by": {"allOf": [{"$ref": "#/components/schemas/Author"}], "nullable": True},
+        "attachments": _ATTACHMENTS,
     },
 }
 
 _TAGS = {"type": "array", "items": {"type": "string"}}
+
 _STATUS = {"type": "string", "enum": ["new", "in_progress", "waiting", "resolved", "closed"],
            "description": "new 受付 / in_progress 対応中 (the help desk's move) / waiting 回答待ち (the municipality's move) / resolved 解決 / closed 終了"}
 _KIND = {"type": "string", "enum": ["question", "incident", "procurement", "other"]}
@@ -97,6 +122,7 @@ _QUESTION = {
                 "duplicate_of": {"type": "integer", "nullable": True},
                 "merged_into": {"type": "integer", "nullable": True},
                 "case_id": {"type": "integer", "nullable": True},
+                "attachments": _ATTACHMENTS,
                 "answers": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
                 "comments": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
                 "internal_notes": {"type": "array", "items": {"$ref": "#/components/schemas/Post"},
@@ -145,6 +171,7 @@ _CASE = {
         "tags": _TAGS,
         "municipality": {"$ref": "#/components/schemas/Municipality"},
         "question_id": {"type": "integer", "nullable": True},
+        "attachments": _ATTACHMENTS,
         "created_at": {"type": "string", "format": "date-time"},
         "updated_at": {"type": "string", "format": "date-time"},
         "published_at": {"type": "string", "format": "date-time", "nullable": True},
@@ -164,6 +191,7 @@ def _error_responses(*codes: int) -> dict:
         413: "request too large",
         415: "body is not application/json",
         422: "validation failed; `fields` names each problem",
+        503: "search is unavailable until the index is rebuilt (`search_unavailable`)",
     }
     return {
         str(code): {"description": text[code], "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -320,6 +348,49 @@ _DOCUMENT = {
                 },
             }
         },
+        "/questions/{question_id}/attachments": {
+            "post": {
+                "summary": "Attach files to the question (post_type question) or one of its posts, by its author",
+                "parameters": [_ID("question_id")],
+                "requestBody": _UPLOAD,
+                "responses": {
+                    "201": {"description": "the stored files", "content": {"application/json": {"schema": {
+                        "type": "object", "properties": {"attachments": _ATTACHMENTS}}}}},
+                    **_error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+                },
+            }
+        },
+        "/cases/{case_id}/attachments": {
+            "post": {
+                "summary": "Add files to a case (help desk); 409 sensitive_data for a case shared beyond its owner",
+                "parameters": [_ID("case_id")],
+                "requestBody": _UPLOAD,
+                "responses": {
+                    "201": _json("#/components/schemas/Case", "the case with its attachments"),
+                    **_error_responses(400, 401, 403, 404, 409, 413, 415, 422),
+                },
+            }
+        },
+        "/attachments/{attachment_id}": {
+            "get": {
+                "summary": "Download an attachment (only for who may read its post or a case that carries it)",
+                "parameters": [_ID("attachment_id")],
+                "responses": {
+                    "200": {"description": "the file (images inline, everything else as an attachment)",
+                            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                                        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                                        "image/gif": {"schema": {"type": "string", "format": "binary"}},
+                                        "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                                        "text/plain": {"schema": {"type": "string"}},
+                                        "text/csv": {"schema": {"type": "string"}},
+                                        "application/zip": {"schema": {"type": "string", "format": "binary"}},
+                                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": {"type": "string", "format": "binary"}},
+                                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": {"schema": {"type": "string", "format": "binary"}}}},
+                    **_error_responses(401, 404),
+                },
+            }
+        },
         "/cases": {
             "get": {
                 "summary": "Search the case library (Japanese full text, the caller's permissions applied)",
@@ -354,7 +425,7 @@ _DOCUMENT = {
                             },
                         }}},
                     },
-                    **_error_responses(400, 401),
+                    **_error_responses(400, 401, 503),
                 },
             }
         },
@@ -439,6 +510,7 @@ _DOCUMENT = {
             "QuestionSummary": _QUESTION_SUMMARY,
             "Question": _QUESTION,
             "Case": _CASE,
+            "Attachment": _ATTACHMENT,
             "SearchHit": _SEARCH_HIT,
         },
     },

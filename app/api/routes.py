@@ -12,7 +12,7 @@ from app.api import bp
 from app.api.auth import api_user, token_required
 from app.api.errors import ApiError, json_error
 from app.api.openapi import openapi_document
-from app.api.serializers import case_json, case_summary_json, question_json, question_summary_json
+from app.api.serializers import attachment_json, case_json, case_summary_json, question_json, question_summary_json
 from app.extensions import db
 from app.models import Case, Question, QuestionStatus
 from app.params import has_lone_surrogates, int_param, clean_text, search_params_from
@@ -191,6 +191,63 @@ def resolve_question(question_id: int):
     return case_json(case, api_user()), 201
 
 
+def uploaded_files() -> list:
+    """The request's files (multipart/form-data, field ``file``, one or more)."""
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type", "multipart/form-data の file 欄でファイルを送信してください。")
+    try:
+        files = request.files.getlist("file")
+    except HTTPException as error:
+        if error.code == 413:
+            raise ApiError(413, "payload_too_large", "送信されたデータが大きすぎます。") from None
+        raise
+    from app.services.attachments import Upload
+
+    uploads = [Upload(f.filename or "", f.read()) for f in files if f and f.filename]
+    if not uploads:
+        raise ApiError(422, "validation_failed", "file 欄にファイルがありません。", fields={"file": "ファイルを選んでください。"})
+    return uploads
+
+
+@bp.post("/questions/<int:question_id>/attachments")
+@token_required
+def upload_question_attachments(question_id: int):
+    """Attach files to the question itself (post_type=question) or to one of its posts, by its
+    author (form fields post_type and post_id)."""
+    question = visible_question(question_id)
+    kind = request.form.get("post_type") or "question"
+    if kind == "note" and not policy.can_read_internal_notes(api_user()):
+        raise ApiError(404, "not_found", "投稿が見つかりません。")
+    post = question_service.find_post(question, kind, request.form.get("post_id") or question.id)
+    if post is None:
+        raise ApiError(404, "not_found", "投稿が見つかりません。")
+    stored = question_service.attach_files(api_user(), post, uploaded_files())
+    db.session.commit()
+    return {"attachments": [attachment_json(a) for a in stored]}, 201
+
+
+@bp.post("/cases/<int:case_id>/attachments")
+@token_required
+def upload_case_attachments(case_id: int):
+    """Add files to a case (help desk); they are carried by the case at once."""
+    case = visible_case(case_id)
+    uploads = uploaded_files()
+    case_service.update_attachments(api_user(), case, [a.id for a in case.attachments], uploads)
+    db.session.commit()
+    return case_json(case, api_user()), 201
+
+
+@bp.get("/attachments/<int:attachment_id>")
+@token_required
+def download_attachment(attachment_id: int):
+    attachment = policy.get_readable_attachment(api_user(), attachment_id)
+    if attachment is None:
+        raise ApiError(404, "not_found", "添付ファイルが見つかりません。")
+    from app.attachments.routes import send_attachment
+
+    return send_attachment(attachment)
+
+
 @bp.get("/cases")
 @token_required
 def search_cases_api():
@@ -199,6 +256,8 @@ def search_cases_api():
     if errors:
         raise ApiError(400, "invalid_parameter", " ".join(errors.values()), fields=errors)
     result = search_cases(api_user(), params)
+    if result.unavailable:
+        raise ApiError(503, "search_unavailable", result.unavailable)
     return {
         "total": result.total,
         "total_is_lower_bound": result.total_is_lower_bound,

@@ -26,7 +26,14 @@ def author_json(user: User) -> dict:
     return {"username": user.username, "name": user.label, "role": user.role}
 
 
-def post_json(post) -> dict:
+def attachment_json(attachment) -> dict:
+    from flask import url_for
+
+    return {"id": attachment.id, "filename": attachment.filename, "content_type": attachment.content_type,
+            "size": attachment.size, "url": url_for("api.download_attachment", attachment_id=attachment.id)}
+
+
+def post_json(post, files: dict | None = None, kind: str = "") -> dict:
     """An answer, comment or internal note: a withdrawn one keeps only who withdrew it and when."""
     data = {
         "id": post.id,
@@ -36,6 +43,7 @@ def post_json(post) -> dict:
         "created_at": iso(post.created_at),
         "edited_at": iso(post.edited_at),
         "withdrawn": post.is_withdrawn,
+        "attachments": [attachment_json(a) for a in (files or {}).get((kind, post.id), [])],
     }
     if post.is_withdrawn:
         data["withdrawn_at"] = iso(post.withdrawn_at)
@@ -66,8 +74,11 @@ def question_summary_json(q: Question) -> dict:
 
 
 def question_json(q: Question, user: User | None) -> dict:
+    from app.services.attachments import of_thread
+
     data = question_summary_json(q)
     case = db.session.scalar(select(Case).where(Case.question_id == q.id))
+    files = of_thread(q, user)
     data.update(
         body=q.body,
         body_html=str(render_markdown(q.body)),
@@ -81,11 +92,12 @@ def question_json(q: Question, user: User | None) -> dict:
         merged_into=q.merged_into_id if q.merged_into and policy.can_view_question(user, q.merged_into) else None,
         # What a thread says about its case goes through the policy (an archived case is not named).
         case_id=case.id if case is not None and policy.can_view_case(user, case) else None,
-        answers=[post_json(a) for a in q.answers],
-        comments=[post_json(c) for c in q.comments],
+        attachments=[attachment_json(a) for a in files.get(("question", q.id), [])],
+        answers=[post_json(a, files, "answer") for a in q.answers],
+        comments=[post_json(c, files, "comment") for c in q.comments],
     )
     if policy.can_read_internal_notes(user):
-        data["internal_notes"] = [post_json(n) for n in q.notes]
+        data["internal_notes"] = [post_json(n, files, "note") for n in q.notes]
     return data
 
 
@@ -130,6 +142,7 @@ def case_json(case: Case, user: User | None) -> dict:
         "tags": [t.name for t in case.tags],
         "municipality": case_owner_json(case, user),
         "question_id": case.question_id if case.question and policy.can_view_question(user, case.question) else None,
+        "attachments": [attachment_json(a) for a in case.attachments],
         "created_at": iso(case.created_at),
         "updated_at": iso(case.updated_at),
         "published_at": iso(case.published_at),

@@ -57,6 +57,17 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+EMPTY_LOGIN_MESSAGE = "ユーザー名とパスワードを入力してください。"
+
+
+def _login_fields(username: str, address: str, outcome: str, **more) -> dict:
+    """A login's log fields (``ctx_*`` become keys of the JSON line, app/request_log.py)."""
+    fields = {"ctx_event": "login", "ctx_outcome": outcome, "ctx_username": username.strip()[:100],
+              "ctx_address": address}
+    fields.update({f"ctx_{key}": value for key, value in more.items()})
+    return fields
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
@@ -64,22 +75,27 @@ def login():
     form = LoginForm()
     if form.validate_on_submit():
         username, address = form.username.data or "", request.remote_addr or "-"
+        if not username.strip() or not form.password.data:
+            # Nothing to check: not a failed login, so the throttle does not count it.
+            empty = form.username if not username.strip() else form.password
+            empty.errors = [EMPTY_LOGIN_MESSAGE]
+            return render_template("auth/login.html", form=form)
         wait = throttle.seconds_to_wait(username, address)
         if wait:
-            current_app.logger.warning("login throttled for %r from %s (%ss)", username, address, wait)
+            current_app.logger.warning("login throttled", extra=_login_fields(username, address, "throttled", wait=wait))
             form.password.errors = [throttle.wait_message(wait)]
             return render_template("auth/login.html", form=form), 429
         user = accounts.authenticate(username, form.password.data or "")
         throttle.record(username, address, succeeded=user is not None)
         db.session.commit()
         if user is None:
-            current_app.logger.info("login failed for %r from %s", username, address)
+            current_app.logger.warning("login failed", extra=_login_fields(username, address, "failure"))
             form.password.errors = ["ユーザー名またはパスワードが正しくないか、アカウントが無効です。"]
         else:
             session.clear()  # a fresh session at login
             login_user(user)
             session.permanent = True
-            current_app.logger.info("login ok for %r from %s", user.username, request.remote_addr)
+            current_app.logger.info("login ok", extra=_login_fields(user.username, address, "success", user_id=user.id))
             flash("ログインしました。", "success")
             return redirect(_safe_next(request.args.get("next")) or url_for("home"))
     return render_template("auth/login.html", form=form)

@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, RadioField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import BooleanField, MultipleFileField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
 from app.models import Visibility
@@ -43,3 +43,10 @@ class ArchiveForm(FlaskForm):
 class NameForm(FlaskForm):
     name = StringField("氏名")
     submit = SubmitField("追加")
+
+
+class CaseAttachmentsForm(FlaskForm):
+    """Which files the case carries (its thread's files, files uploaded while curating)."""
+
+    files = MultipleFileField("ファイルを追加")
+    submit = SubmitField("添付ファイルを保存")

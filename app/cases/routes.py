@@ -7,16 +7,19 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.cases import bp
-from app.cases.forms import ArchiveForm, CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
+from app.cases.forms import ArchiveForm, CaseAttachmentsForm, CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
 from app.extensions import db
-from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, SensitiveName, Visibility
+from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, ConsentRequest, SensitiveName, Visibility, utcnow
 from app.rendering import render_markdown
 from app.search.service import similar_cases
+from app.services import attachments as attachment_service
 from app.services import audit
 from app.services import cases as case_service
+from app.services import masking
+from app.services import notifications as notification_service
 from app.services.errors import ServiceError
 from app.params import parse_int
-from app.web import apply_service_error, category_choices, commit_or_flash, page_arg, role_required
+from app.web import apply_service_error, category_choices, commit_or_flash, page_arg, role_required, uploads_from
 
 
 def _visible_case_or_404(case_id: int) -> Case:
@@ -58,11 +61,16 @@ def show(case_id: int):
     consent_form = ConsentForm(formdata=None)
     consent_form.consent.data = case.sharing_consent
     related = similar_cases(current_user, f"{case.title}\n{case.issue}", limit=5, exclude=case.id)
+    if case_service.record_view(current_user, case, request.headers.get("User-Agent", "")):
+        db.session.commit()
     return render_template(
         "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form, related=related,
         simple_form=SimpleForm(formdata=None), archive_form=ArchiveForm(formdata=None),
         helpful_count=case_service.helpful_count(case),
         already_helpful=case_service.has_marked_helpful(current_user, case),
+        open_request=case_service.open_consent_request(case), wider_choices=[
+            v for v in Visibility if v.width > case.consent_enum.width],
+        following_category=notification_service.follows(current_user, "category", case.category.slug),
     )
 
 
@@ -99,34 +107,112 @@ def edit(case_id: int):
                 return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
     return render_template(
         "cases/edit.html", case=case, form=form, fields=CASE_TEXT_FIELDS, previews=previews,
+        attachment_form=CaseAttachmentsForm(formdata=None),
+        choosable=attachment_service.choosable_for_case(case), carried={a.id for a in case.attachments},
     )
 
 
-def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, error: str | None = None):
-    anonymous = bool(form.anonymous.data) if form.anonymous.data is not None else case.anonymous
-    findings = case_service.sensitive_findings(case, anonymous)
-    by_field = {}
-    for index, finding in enumerate(findings):
-        finding["index"] = index
-        by_field.setdefault(finding["field"], []).append(finding)
-    return render_template(
-        "cases/publish.html", case=case, form=form, mode=mode, findings=findings, by_field=by_field,
-        fields=[("title", "件名")] + list(CASE_TEXT_FIELDS) + [("tags", "タグ")], error=error,
-        kept={k: v for k, v in _keep_from_form().items()} if request.method == "POST" else {},
-        mask_form=SimpleForm(formdata=None),
-    ), status
+# --- sharing: choose how far, review the findings, mask, publish --------------------------------
+
+def _default_visibility(case: Case, mode: str) -> str:
+    """What the page starts with: the case's visibility (a published case) or private, never wider
+    than the owner's consent."""
+    start = Visibility(case.visibility) if mode == "visibility" else Visibility.PRIVATE
+    return Visibility.narrower(start, case.consent_enum).value
+
+
+def _visibility_choices(case: Case, chosen: str | None) -> list[dict]:
+    """Each visibility with who would read the case (``policy.readers_if_published``), whether the
+    owner's consent allows it and, if not, why."""
+    consent = case.consent_enum
+    owner = case.municipality.name if case.municipality else "県ヘルプデスク"
+    choices = []
+    for visibility in Visibility:
+        readers = policy.readers_if_published(case, visibility)
+        others = [m for m in readers if m.id != case.municipality_id]
+        choices.append({
+            "value": visibility.value,
+            "label": visibility.label,
+            "checked": chosen == visibility.value,
+            "allowed": visibility.width <= consent.width,
+            "owner": owner,
+            "members": [m for m in others if not m.is_observer],
+            "observers": [m for m in others if m.is_observer],
+            "others": others,
+            "consent_label": consent.consent_label,
+        })
+    return choices
+
+
+def _text_of(case: Case, field: str) -> str | None:
+    if field == "tags":
+        return "、".join(t.name for t in case.tags)
+    if field in case_service.SHARED_FIELDS:
+        return getattr(case, field) or ""
+    return None
 
 
 def _keep_from_form() -> dict[str, str]:
-    """Findings to keep: ticked, or with a reason typed (a reason alone means keep)."""
-    kept = {}
+    """Findings to keep: ticked, or with a reason typed (a reason alone means keep). The same text
+    found twice keeps the reason typed for either."""
+    kept: dict[str, str] = {}
     for key in request.form:
         if key.startswith("keep_text_") and key[10:].isdigit():
             index = key[10:]
             reason = request.form.get(f"keep_reason_{index}", "")
-            if request.form.get(f"keep_{index}") or reason.strip():
-                kept[request.form.get(key, "")] = reason
+            text = request.form.get(key, "")
+            if (request.form.get(f"keep_{index}") or reason.strip()) and not (kept.get(text) or "").strip():
+                kept[text] = reason
     return kept
+
+
+def _entered_from_form() -> dict[str, dict]:
+    """What the page held for each finding's text: the tick and the reason, as typed."""
+    entered: dict[str, dict] = {}
+    for key in request.form:
+        if key.startswith("keep_text_") and key[10:].isdigit():
+            index = key[10:]
+            row = entered.setdefault(request.form.get(key, ""), {"ticked": False, "reason": ""})
+            row["ticked"] = row["ticked"] or bool(request.form.get(f"keep_{index}"))
+            row["reason"] = row["reason"] or request.form.get(f"keep_reason_{index}", "")
+    return entered
+
+
+def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, error=None, notice=None,
+                  undo_token: str | None = None):
+    """The review page. On a post (publish, mask, undo) everything typed and chosen is shown again:
+    the visibility, anonymity, the ticks and the reasons."""
+    anonymous = bool(form.anonymous.data) if form.anonymous.data is not None else case.anonymous
+    findings = case_service.sensitive_findings(case, anonymous)
+    kept = _keep_from_form() if request.method == "POST" else {}
+    entered = _entered_from_form() if request.method == "POST" else {}
+    open_flagged = error is not None and getattr(error, "code", "") == "sensitive_data"
+    reasonless_flagged = error is not None and "keep" in getattr(error, "errors", {})
+    by_field: dict[str, list[dict]] = {}
+    for index, finding in enumerate(findings):
+        text = finding["text"]
+        finding["index"] = index
+        finding["maskable"] = finding["field"] in case_service.SHARED_FIELDS
+        finding["kept"] = text in kept
+        finding["ticked"] = entered.get(text, {}).get("ticked", False)
+        finding["reason"] = entered.get(text, {}).get("reason", "")
+        source = _text_of(case, finding["field"])
+        if source is not None:
+            finding["before"] = source[max(0, finding["position"] - 20):finding["position"]]
+            finding["after"] = source[finding["end"]:finding["end"] + 20]
+        finding["problem"] = (
+            "伏せるか、理由を書いて残してください。" if open_flagged and not finding["kept"]
+            else "残す理由を書いてください。" if reasonless_flagged and finding["kept"] and not finding["reason"].strip()
+            else "")
+        by_field.setdefault(finding["field"], []).append(finding)
+    open_maskable = [f for f in findings if f["maskable"] and not f["kept"]]
+    message = (" ".join(error.errors.values()) or error.message) if error is not None else None
+    fields = [("title", "件名")] + list(CASE_TEXT_FIELDS) + [("tags", "タグ"), ("attachments", "添付ファイル")]
+    return render_template(
+        "cases/publish.html", case=case, form=form, mode=mode, findings=findings, by_field=by_field,
+        fields=fields, error=message, notice=notice, undo_token=undo_token, open_maskable=open_maskable,
+        choices=_visibility_choices(case, form.visibility.data),
+    ), status
 
 
 @bp.route("/cases/<int:case_id>/publish", methods=["GET", "POST"])
@@ -153,8 +239,10 @@ def _share(case_id: int, mode: str):
     form = PublishForm()
     if request.method == "GET":
         chosen = request.args.get("visibility")
-        form.visibility.data = chosen if chosen in {v.value for v in Visibility} else (
-            case.visibility if mode == "visibility" else Visibility.PRIVATE.value)
+        if chosen in {v.value for v in Visibility}:
+            form.visibility.data = Visibility.narrower(Visibility(chosen), case.consent_enum).value
+        else:
+            form.visibility.data = _default_visibility(case, mode)
         form.anonymous.data = request.args.get("anonymous") == "1" if chosen else case.anonymous
         return _sharing_page(case, form, mode)
     if not form.validate_on_submit():
@@ -167,28 +255,99 @@ def _share(case_id: int, mode: str):
         db.session.rollback()
         if error.status == 403:
             abort(403)
-        message = " ".join(error.errors.values()) or error.message
-        return _sharing_page(case, form, mode, status=409 if error.status == 409 else 422, error=message)
+        return _sharing_page(case, form, mode, status=409 if error.status == 409 else 422, error=error)
     db.session.commit()
     flash("事例を公開しました。" if mode == "publish" else "公開範囲を変更しました。", "success")
     return redirect(url_for("cases.show", case_id=case.id))
 
 
+def _review_post(case_id: int, act, done):
+    """Mask, mask all, undo: one change to the case's text, then the review again with everything
+    the page held (visibility, anonymity, ticks, reasons), landing on the findings."""
+    case = _visible_case_or_404(case_id)
+    if not policy.can_edit_case(current_user, case):
+        abort(403)
+    form = PublishForm()
+    if not form.validate_on_submit():
+        abort(400)
+    mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
+    if form.visibility.data not in {v.value for v in Visibility}:
+        form.visibility.data = _default_visibility(case, mode)
+    try:
+        result = act(case, form)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        return _sharing_page(case, form, mode, status=409 if error.status == 409 else 422, error=error)
+    db.session.commit()
+    notice, token = done(case, result)
+    return _sharing_page(case, form, mode, notice=notice, undo_token=token)
+
+
+def _masked_notice(case: Case, masked: list) -> tuple[str, str | None]:
+    if len(masked) == 1:
+        item = masked[0]
+        notice = f"{item.field_label}の{item.label}を {item.placeholder} に置き換えました。"
+    else:
+        counts: dict[str, int] = {}
+        for item in masked:
+            counts[item.field_label] = counts.get(item.field_label, 0) + 1
+        notice = f"{len(masked)}件を伏せ字にしました（" + "、".join(f"{k} {v}件" for k, v in counts.items()) + "）。"
+    token = masking.undo_token(current_user, case, masked) if masking.can_undo(case) else None
+    return notice, token
+
+
+def _finding_target() -> tuple[str, int, str]:
+    """The finding a 「伏せる」 button names (its index in the review), or the fields of one."""
+    index = request.form.get("mask", "")
+    if index.isdigit():
+        field, _, position = request.form.get(f"finding_{index}", "").partition(":")
+        text = request.form.get(f"keep_text_{index}", "")
+    else:
+        field, position, text = request.form.get("field", ""), request.form.get("position"), request.form.get("text", "")
+    parsed = parse_int(position, minimum=0)
+    return field, -1 if parsed is None else parsed, text
+
+
 @bp.post("/cases/<int:case_id>/mask")
 @login_required
 def mask(case_id: int):
-    """Replace one finding with its placeholder, then back to the review."""
+    """Replace one finding with its placeholder (「伏せる」), then the review again."""
+    def act(case, form):
+        field, position, text = _finding_target()
+        return masking.mask_one(current_user, case, field, position, text)
+    return _review_post(case_id, act, _masked_notice)
+
+
+@bp.post("/cases/<int:case_id>/mask-all")
+@login_required
+def mask_all(case_id: int):
+    """「すべて伏せる」: every finding of the text fields that is not kept, in one post."""
+    def act(case, form):
+        return masking.mask_all(current_user, case, bool(form.anonymous.data), _keep_from_form())
+    return _review_post(case_id, act, _masked_notice)
+
+
+@bp.post("/cases/<int:case_id>/unmask")
+@login_required
+def unmask(case_id: int):
+    """「元に戻す」: the text the last mask replaced, if the fields are as the mask left them."""
+    def act(case, form):
+        return masking.undo(current_user, case, request.form.get("undo", ""))
+    return _review_post(case_id, act, lambda case, restored: (f"伏せ字を元に戻しました（{len(restored)}件）。", None))
+
+
+@bp.get("/cases/<int:case_id>/print")
+@login_required
+def print_view(case_id: int):
+    """The case for 回覧 and 決裁: no menu or buttons, with the date and the address; only for those
+    who may read it (anyone else: not found), the owner hidden where the case is anonymous."""
     case = _visible_case_or_404(case_id)
-    if not SimpleForm().validate_on_submit():
-        abort(400)
-    position = parse_int(request.form.get("position"), minimum=0)
-    commit_or_flash(lambda: case_service.mask_finding(
-        current_user, case, request.form.get("field", ""), -1 if position is None else position,
-        request.form.get("text", "")), "伏せ字にしました。")
-    mode = "visibility" if request.form.get("mode") == "visibility" else "publish"
-    chosen = request.form.get("visibility")
-    return redirect(url_for(f"cases.{mode}", case_id=case.id, _anchor="findings",
-                            **({"visibility": chosen, "anonymous": request.form.get("anonymous", "")} if chosen else {})))
+    return render_template(
+        "cases/print.html", case=case, fields=CASE_TEXT_FIELDS, printed_at=utcnow(),
+        address=url_for("cases.show", case_id=case.id, _external=True),
+    )
 
 
 @bp.post("/cases/<int:case_id>/consent")
@@ -273,3 +432,46 @@ def delete_sensitive_name(name_id: int):
     db.session.commit()
     flash("削除しました。", "success")
     return redirect(url_for("cases.sensitive_names"))
+
+
+@bp.post("/cases/<int:case_id>/attachments")
+@login_required
+def attachments(case_id: int):
+    """Choose the files the case carries and add new ones (the help desk, while curating)."""
+    case = _visible_case_or_404(case_id)
+    form = CaseAttachmentsForm()
+    if not form.validate_on_submit():
+        abort(400)
+    chosen = request.form.getlist("attachment")
+    commit_or_flash(lambda: case_service.update_attachments(current_user, case, chosen, uploads_from(form.files.name)),
+                    "添付ファイルを保存しました。", error_status_aborts=(403,))
+    return redirect(url_for("cases.edit", case_id=case.id, _anchor="attachments"))
+
+
+@bp.post("/cases/<int:case_id>/consent-requests")
+@login_required
+def request_consent(case_id: int):
+    """The help desk asks the owning municipality to agree to wider sharing."""
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: case_service.request_wider_consent(
+        current_user, case, request.form.get("requested"), request.form.get("reason", "")),
+        "所有する市町に、共有範囲を広げてよいか依頼しました。返事があるとお知らせが届きます。", error_status_aborts=(403,))
+    return redirect(url_for("cases.show", case_id=case.id, _anchor="consent"))
+
+
+@bp.post("/cases/<int:case_id>/consent-requests/<int:request_id>")
+@login_required
+def answer_consent(case_id: int, request_id: int):
+    """The owner's staff accept or decline the help desk's request."""
+    case = _visible_case_or_404(case_id)
+    consent_request = db.session.get(ConsentRequest, request_id)
+    if consent_request is None or consent_request.case_id != case.id or not SimpleForm().validate_on_submit():
+        abort(404)
+    decision = request.form.get("decision")
+    if decision not in ("accept", "decline"):
+        abort(400)
+    commit_or_flash(lambda: case_service.answer_consent_request(current_user, consent_request, decision == "accept"),
+                    "共有範囲を広げることに同意しました。" if decision == "accept" else "依頼をお断りしました。")
+    return redirect(url_for("cases.show", case_id=case.id, _anchor="consent"))

@@ -7,6 +7,7 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstr
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
+from app.models.attachment import Attachment, case_attachments
 from app.models.base import utcnow
 from app.models.municipality import Municipality
 from app.models.question import Question
@@ -75,6 +76,7 @@ class Case(db.Model):
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
     consent_changed_by: Mapped[User | None] = relationship(foreign_keys=[consent_changed_by_id])
     helpful_marks: Mapped[list[CaseHelpful]] = relationship(back_populates="case", cascade="all, delete-orphan")
+    attachments: Mapped[list[Attachment]] = relationship(secondary=case_attachments, order_by="Attachment.id")
 
     @property
     def visibility_enum(self) -> Visibility:

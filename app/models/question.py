@@ -181,6 +181,9 @@ class Answer(EditablePost, db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The help desk answered with a case of the library (KCS "link"): reuse the reports count.
+    linked_case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+
     question: Mapped[Question] = relationship(back_populates="answers", foreign_keys=[question_id])
     author: Mapped[User] = relationship(foreign_keys=[author_id])
 

@@ -45,6 +45,10 @@ class User(UserMixin, db.Model):
         ForeignKey("municipalities.id", ondelete="RESTRICT"), index=True
     )
     is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # For notification mails (empty: notifications stay in the app).
+    email: Mapped[str] = mapped_column(String(254), default="", server_default="")
+    # The personal Atom feed's token, stored as its SHA-256 (renewing it ends the old address).
+    feed_token_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Changes on password change or disable, so that old sessions stop working.
     session_token: Mapped[str] = mapped_column(String(64))

@@ -1,7 +1,9 @@
 """Page forms. They carry CSRF and keep what was typed; the services validate the content. Forms
 shown together on one page have their own prefix, so every field has a unique id and label."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, SubmitField, TextAreaField
+from wtforms import (
+    BooleanField, HiddenField, MultipleFileField, RadioField, SelectField, StringField, SubmitField, TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 
 from app.models import Priority, QuestionKind, Visibility
@@ -16,6 +18,7 @@ class QuestionForm(FlaskForm):
     urgent_reason = StringField("至急の理由")
     tags = StringField("タグ（「,」または「、」区切り）")
     body = TextAreaField("相談内容")
+    files = MultipleFileField("添付ファイル")
     sharing_consent = RadioField(
         "解決後の事例の共有",
         choices=[SelectChoice(c.value, c.consent_label) for c in Visibility],
@@ -35,6 +38,7 @@ class ReplyForm(FlaskForm):
         SelectChoice("note", "内部メモ（市町には見えません）"),
     ], default="answer", validate_choice=False)
     await_reply = BooleanField("市町からの返事を待つ（回答待ちにする）")
+    files = MultipleFileField("添付ファイル")
     canned = SelectField("定型文", validate_choice=False)
     insert = SubmitField("定型文を挿入")
     preview = SubmitField("プレビュー")
@@ -43,6 +47,7 @@ class ReplyForm(FlaskForm):
 
 class CommentForm(FlaskForm):
     body = TextAreaField("コメント")
+    files = MultipleFileField("添付ファイル")
     preview = SubmitField("プレビュー")
     submit = SubmitField("コメントを投稿")
 

@@ -20,9 +20,11 @@ from app.questions.forms import (
     ReplyForm, ResolveForm, SimpleForm,
 )
 from app.rendering import render_markdown
+from app.services import attachments as attachment_service
+from app.services import notifications, seen
 from app.services import questions as question_service
 from app.services.errors import ServiceError
-from app.web import apply_service_error, category_choices, commit_or_flash, id_arg, page_arg, role_required
+from app.web import apply_service_error, category_choices, commit_or_flash, id_arg, page_arg, role_required, uploads_from
 
 _LIST_LOADS = (
     selectinload(Question.tags), selectinload(Question.category), selectinload(Question.municipality),
@@ -50,7 +52,8 @@ def index():
         query = query.where(Question.status == status)
     query = query.order_by(Question.created_at.desc(), Question.id.desc()).options(*_LIST_LOADS)
     page = db.paginate(query, page=page_arg(), per_page=20, error_out=False)
-    return render_template("questions/index.html", page=page, status=status)
+    return render_template("questions/index.html", page=page, status=status,
+                           news=seen.threads_with_news(current_user, [q.id for q in page.items]))
 
 
 @bp.route("/questions/new", methods=["GET", "POST"])
@@ -69,7 +72,7 @@ def ask():
                     "tags": form.tags.data, "sharing_consent": form.sharing_consent.data, "kind": form.kind.data,
                     "priority": Priority.URGENT.value if form.urgent.data else Priority.NORMAL.value,
                     "urgent_reason": form.urgent_reason.data,
-                })
+                }, uploads_from(form.files.name))
             except ServiceError as error:
                 db.session.rollback()
                 apply_service_error(form, error)
@@ -93,7 +96,8 @@ def _helpdesk_choices() -> list[tuple[str, str]]:
     return [("", "未割り当て")] + [(str(u.id), u.label) for u in users]
 
 
-def _thread_page(question: Question, reply_form=None, comment_form=None, preview=None, status=200):
+def _thread_page(question: Question, reply_form=None, comment_form=None, preview=None, status=200,
+                 seen_before=None):
     reply_form = reply_form or ReplyForm(formdata=None, prefix="reply")
     reply_form.canned.choices = _canned_choices()
     assign_form = AssignForm(formdata=None, prefix="assign")
@@ -102,10 +106,14 @@ def _thread_page(question: Question, reply_form=None, comment_form=None, preview
     assign_form.expected.data = str(question.owner_id or "")
     handling_form = HandlingForm(formdata=None, prefix="handling", obj=question)
     case = db.session.scalar(select(Case).where(Case.question_id == question.id))
+    timeline = question_service.timeline(question, current_user)
     return render_template(
         "questions/show.html",
         question=question,
-        timeline=question_service.timeline(question, current_user),
+        attachments=attachment_service.of_thread(question, current_user),
+        timeline=timeline,
+        new_posts={(kind, post.id) for kind, post in timeline if seen.is_new(post, seen_before, current_user)},
+        following=notifications.follows(current_user, "question", question.id),
         links=question_service.thread_links(question, current_user),
         consent=case.consent_enum if case is not None else question.consent_enum,
         reply_form=reply_form,
@@ -124,7 +132,11 @@ def _thread_page(question: Question, reply_form=None, comment_form=None, preview
 @bp.get("/questions/<int:question_id>")
 @login_required
 def show(question_id: int):
-    return _thread_page(_visible_question_or_404(question_id))
+    """The thread; opening it records when the reader saw it, so what arrives later is 新着."""
+    question = _visible_question_or_404(question_id)
+    seen_before = seen.mark_thread_seen(current_user, question)
+    db.session.commit()
+    return _thread_page(question, seen_before=seen_before)
 
 
 @bp.get("/questions/<int:question_id>/print")
@@ -165,7 +177,8 @@ def reply(question_id: int):
     service = {"answer": question_service.post_answer, "comment": question_service.post_comment,
                "note": question_service.post_note}[kind]
     try:
-        post = service(current_user, question, {"body": form.body.data, "await_reply": bool(form.await_reply.data)})
+        post = service(current_user, question, {"body": form.body.data, "await_reply": bool(form.await_reply.data)},
+                       uploads_from(form.files.name))
     except ServiceError as error:
         db.session.rollback()
         if error.status == 403:
@@ -187,7 +200,8 @@ def comment(question_id: int):
     if form.preview.data:
         return _thread_page(question, comment_form=form, preview=("comment", render_markdown(form.body.data)))
     try:
-        post = question_service.post_comment(current_user, question, {"body": form.body.data})
+        post = question_service.post_comment(current_user, question, {"body": form.body.data},
+                                             uploads_from(form.files.name))
     except ServiceError as error:
         db.session.rollback()
         if error.status == 403:
@@ -447,7 +461,7 @@ def queue():
         "questions/queue.html", page=page, view=view, move=move, sort=sort, status=status,
         views=QUEUE_VIEWS, moves=QUEUE_MOVES, sorts=QUEUE_SORTS, counts=counts,
         category_slug=category_slug, municipality_id=municipality_id, owner_id=owner_id, priority=priority,
-        kind=kind, days=older_than,
+        kind=kind, days=older_than, news=seen.threads_with_news(current_user, [q.id for q in page.items]),
         categories=db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all(),
         municipalities=db.session.scalars(
             select(Municipality).where(Municipality.is_observer.is_(False)).order_by(Municipality.code)).all(),

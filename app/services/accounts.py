@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import ROLES_WITH_MUNICIPALITY, ApiToken, Municipality, Role, User, utcnow
-from app.services import audit
+from app.services import audit, notifications
 from app.services.errors import Conflict, ValidationFailed
 from app.services.locking import lock_for_update
 
@@ -209,6 +209,16 @@ def assign(user: User, role: str, municipality: Municipality | None, actor: User
     if before != after:
         end_sessions(user)  # pages open in another municipality's name end with the move
         audit.record(actor, "user.assign", user, f"{user.username}: {before} → {after}")
+        notifications.account_changed(user, actor, f"役割・所属: {_role_place(before)} → {_role_place(after)}")
+
+
+def _role_place(value: str) -> str:
+    role, _, place = value.partition("/")
+    try:
+        role = Role(role).label
+    except ValueError:
+        pass
+    return f"{role}（{place}）" if place and place != "-" else role
 
 
 def reset_password(user: User, new: str, actor: User | None = None) -> None:
@@ -285,3 +295,34 @@ def user_for_token(token: str) -> User | None:
     if row is None or row.revoked_at is not None or not row.user.is_enabled:
         return None
     return row.user
+
+
+# --- the personal feed's token -------------------------------------------------------------------
+
+def renew_feed_token(user: User) -> str:
+    """A new token for the user's Atom feed (the old address stops working); only its digest is kept."""
+    token = secrets.token_urlsafe(24)
+    user.feed_token_digest = token_digest(token)
+    db.session.flush()
+    return token
+
+
+def user_for_feed_token(token: str) -> User | None:
+    if not token or len(token) > 100:
+        return None
+    user = db.session.scalar(select(User).where(User.feed_token_digest == token_digest(token)))
+    return user if user is not None and user.is_enabled else None
+
+
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
+
+
+def set_email(user: User, value, actor: User | None = None) -> None:
+    """The address notification mails go to (empty: none)."""
+    email = unicodedata.normalize("NFKC", value or "").strip() if isinstance(value, str) else ""
+    if email and (len(email) > 254 or not EMAIL.fullmatch(email)):
+        raise ValidationFailed({"email": "メールアドレスの形式が正しくありません（例: taro@city.kure.lg.jp）。"})
+    if email != user.email:
+        user.email = email
+        db.session.flush()
+        audit.record(actor or user, "user.email", user, f"{user.username}: 通知先メールアドレスを{'設定' if email else '削除'}")

@@ -34,7 +34,10 @@ ACTION_LABELS = {
     "case.import": "事例の取り込み",
     "case.export": "事例の書き出し",
     "case.mask": "伏せ字",
+    "case.unmask": "伏せ字の取り消し",
     "post.withdraw": "投稿の取り下げ",
+    "case.consent_request": "共有範囲を広げる依頼",
+    "user.email": "通知先メールアドレスの変更",
 }
 
 

@@ -1,14 +1,23 @@
 """Drafting, editing and publishing cases."""
 from __future__ import annotations
 
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from app import policy
 from app.extensions import db
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from app.models import Answer, Case, CaseHelpful, CaseState, Question, SensitiveName, User, Visibility, as_utc, utcnow
+from app.models import (
+    Answer, Case, CaseHelpful, CaseState, CaseView, ConsentRequest, Question, SensitiveName, User, Visibility, as_utc,
+    utcnow,
+)
 from app.search.sync import queue_case
+from app.services import attachments as attachment_service
 from app.services import audit
+from app.services import notifications
 from app.services.errors import Conflict, ConsentRequired, Forbidden, SensitiveDataFound, ValidationFailed
 from app.services.locking import lock_for_update
 from app.services.sensitive import find_sensitive
@@ -16,6 +25,7 @@ from app.services.validation import (
     clean_body, clean_category, clean_consent, clean_title, parse_tag_names, tags_for,
 )
 
+JST = ZoneInfo("Asia/Tokyo")
 EDITABLE_TEXT = {"issue": "症状・質問", "environment": "環境", "cause": "原因", "resolution": "対応"}
 
 
@@ -123,8 +133,11 @@ def _field_texts(case: Case, values: dict | None = None) -> dict[str, str]:
     return texts
 
 
-def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict | None = None) -> list[dict]:
-    """Every sensitive detail in the case's fields and tags, as {field, kind, label, text, position}."""
+def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict | None = None,
+                       attachments: list | None = None) -> list[dict]:
+    """Every sensitive detail in the case's fields and tags, and in the names (all files) and texts
+    (text files) of its attachments, as {field, kind, label, text, position}; an attachment's
+    findings name it (``attachment_id``, ``attachment``)."""
     names = personal_names()
     owners = owner_names(case, case.anonymous if anonymous is None else anonymous)
     findings = []
@@ -132,6 +145,12 @@ def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict |
         for finding in find_sensitive(text, names, owners):
             findings.append({"field": field, "kind": finding.kind, "label": finding.label,
                              "text": finding.text, "position": finding.start, "end": finding.end})
+    for attachment in (case.attachments if attachments is None else attachments):
+        for part, text in (("name", attachment.filename), ("text", attachment_service.full_text(attachment))):
+            for finding in find_sensitive(text, names, owners):
+                findings.append({"field": "attachments", "kind": finding.kind, "label": finding.label,
+                                 "text": finding.text, "position": finding.start, "end": finding.end,
+                                 "attachment_id": attachment.id, "attachment": attachment.filename, "part": part})
     return findings
 
 
@@ -213,6 +232,7 @@ def publish_case(user: User, case: Case, visibility: str | None = None, anonymou
     audit.record(user, "case.publish", case,
                  f"#{case.id} {case.title}（公開範囲: {Visibility(visibility).label}{'・匿名' if case.anonymous else ''}）"
                  + _kept_summary(kept))
+    notifications.case_published(case, user)
     return case
 
 
@@ -335,3 +355,100 @@ def mask_finding(user: User, case: Case, field: str, position: int, text: str) -
 def has_marked_helpful(user: User, case: Case) -> bool:
     return db.session.scalar(select(CaseHelpful.id).where(CaseHelpful.case_id == case.id,
                                                           CaseHelpful.user_id == user.id)) is not None
+
+
+def update_attachments(user: User, case: Case, chosen_ids, uploads=()) -> Case:
+    """Set which files the case carries (chosen from its thread's files and its own) and add new
+    ones. A case already shared beyond its owner takes no file that holds a sensitive detail."""
+    lock_for_update(case)
+    if not policy.can_edit_case(user, case):
+        raise Forbidden("この事例を編集することはできません。")
+    before = {a.id for a in case.attachments}
+    added = attachment_service.store(user, list(uploads), question=None, post_type="case", post_id=case.id)
+    chosen = attachment_service.choose_for_case(user, case, [*(chosen_ids or []), *(a.id for a in added)])
+    new = [a for a in chosen if a.id not in before]
+    if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE and new:
+        findings = [f for f in sensitive_findings(case, attachments=new) if f["field"] == "attachments"]
+        if findings:
+            raise SensitiveDataFound(
+                f"共有中の事例に、個別の情報を含む添付ファイルは付けられません（{len(findings)}件）: "
+                + "、".join(f"{f['attachment']}の{f['label']}「{f['text']}」" for f in findings), findings)
+    case.updated_by = user
+    case.updated_at = utcnow()
+    db.session.flush()
+    queue_case(case)
+    if {a.id for a in chosen} != before:
+        audit.record(user, "case.edit", case, f"#{case.id}: 添付ファイル {len(chosen)}件")
+    return case
+
+
+# --- asking the owner to widen its consent --------------------------------------------------------
+
+def request_wider_consent(user: User, case: Case, requested, reason: str = "") -> ConsentRequest:
+    """The help desk asks the owning municipality to agree to wider sharing; its staff are told
+    and accept or decline. One open request per case at a time."""
+    lock_for_update(case)
+    if not policy.can_request_consent(user, case):
+        raise Forbidden("共有範囲を広げる依頼ができるのは県ヘルプデスクだけです。")
+    requested = _clean_visibility(requested, field="requested", required=True)
+    if Visibility(requested).width <= Visibility(case.sharing_consent).width:
+        raise ValidationFailed({"requested": "いまの同意より広い範囲を選んでください。"})
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise ValidationFailed({"reason": "理由は500文字以内にしてください。"})
+    if open_consent_request(case) is not None:
+        raise Conflict("この事例には、返事を待っている依頼がすでにあります。")
+    request = ConsentRequest(case_id=case.id, requested=requested, reason=reason, requested_by=user)
+    db.session.add(request)
+    db.session.flush()
+    notifications.consent_requested(request, case, user)
+    audit.record(user, "case.consent_request", case, f"#{case.id} 同意 {case.sharing_consent} → {requested} を依頼")
+    return request
+
+
+def open_consent_request(case: Case) -> ConsentRequest | None:
+    return db.session.scalar(select(ConsentRequest).where(
+        ConsentRequest.case_id == case.id, ConsentRequest.decision.is_(None)).order_by(ConsentRequest.id.desc()))
+
+
+def answer_consent_request(user: User, request: ConsentRequest, accept: bool) -> ConsentRequest:
+    """The owner's staff accept (the consent widens to what was asked) or decline."""
+    lock_for_update(request)
+    case = db.session.get(Case, request.case_id)
+    if not policy.can_change_consent(user, case):
+        raise Forbidden("この依頼に答えられるのは、事例を所有する市町の職員だけです。")
+    if request.decision is not None:
+        raise Conflict("この依頼にはすでに返事があります。")
+    if accept:
+        change_consent(user, case, request.requested)
+    request.decision = "accepted" if accept else "declined"
+    request.decided_by = user
+    request.decided_at = utcnow()
+    db.session.flush()
+    if request.requested_by is not None:
+        notifications.consent_answered(request, case, user)
+    return request
+
+
+# --- views ----------------------------------------------------------------------------------------
+
+_BOT = re.compile(r"bot|crawl|spider|slurp|preview|curl|wget|python-requests|httpx|headless", re.IGNORECASE)
+
+
+def record_view(user: User, case: Case, user_agent: str = "") -> bool:
+    """One view per reader per day (Japan time), not by the owner's staff, not by bots; the
+    reports count these. Returns whether this one counted."""
+    if case.state != CaseState.PUBLISHED.value or user is None or _BOT.search(user_agent or ""):
+        return False
+    if case.municipality_id is not None and user.municipality_id == case.municipality_id:
+        return False
+    day = datetime.now(JST).date()
+    if db.session.scalar(select(CaseView.id).where(CaseView.case_id == case.id, CaseView.user_id == user.id,
+                                                   CaseView.day == day)) is not None:
+        return False
+    try:
+        with db.session.begin_nested():  # the same reader twice at once: the second finds the first
+            db.session.add(CaseView(case_id=case.id, user_id=user.id, day=day))
+    except IntegrityError:
+        return False
+    return True

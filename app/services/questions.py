@@ -14,11 +14,13 @@ from sqlalchemy import select, update
 from app import policy
 from app.extensions import db
 from app.models import (
-    Answer, CannedReply, Case, Comment, InternalNote, PostRevision, Priority, Question, QuestionKind, QuestionStatus, Role,
+    Answer, Attachment, CannedReply, Case, Comment, InternalNote, PostRevision, Priority, Question, QuestionKind, QuestionStatus, Role,
     User, as_utc, utcnow,
 )
 from app.search.sync import queue_case
+from app.services import attachments as attachment_service
 from app.services import audit
+from app.services import notifications
 from app.services import cases as case_service
 from app.services.accounts import get_user
 from app.services.errors import Conflict, Forbidden, ValidationFailed
@@ -53,7 +55,14 @@ def _clean_priority(data: dict, errors: dict[str, str], default: str = Priority.
     return priority, reason if priority == Priority.URGENT.value else ""
 
 
-def ask_question(user: User, data: dict) -> Question:
+def _check_files(uploads, errors: dict[str, str]) -> None:
+    try:
+        attachment_service.check_uploads(list(uploads))
+    except ValidationFailed as error:
+        errors.update(error.errors)
+
+
+def ask_question(user: User, data: dict, uploads=()) -> Question:
     if not policy.can_ask(user):
         raise Forbidden("相談を登録できるのは市町職員だけです。")
     errors: dict[str, str] = {}
@@ -64,6 +73,7 @@ def ask_question(user: User, data: dict) -> Question:
     consent = clean_consent(data.get("sharing_consent"), errors)
     kind = _clean_choice(data.get("kind"), QuestionKind, errors, "kind", "種類", QuestionKind.QUESTION.value)
     priority, reason = _clean_priority(data, errors)
+    _check_files(uploads, errors)
     if errors:
         raise ValidationFailed(errors)
     question = Question(
@@ -73,6 +83,8 @@ def ask_question(user: User, data: dict) -> Question:
     )
     db.session.add(question)
     db.session.flush()
+    attachment_service.store(user, list(uploads), question=question, post_type="question", post_id=question.id)
+    notifications.question_asked(question, user)
     return question
 
 
@@ -111,12 +123,13 @@ def _clean_flag(value, field: str) -> bool:
     raise ValidationFailed({field: f"{field} は true か false です。"})
 
 
-def post_answer(user: User, question: Question, data: dict) -> Answer:
+def post_answer(user: User, question: Question, data: dict, uploads=()) -> Answer:
     lock_for_update(question)
     if not policy.can_answer(user, question):
         raise Forbidden("この相談に回答することはできません。")
     errors: dict[str, str] = {}
     body = clean_body(data.get("body"), errors, label="回答")
+    _check_files(uploads, errors)
     if errors:
         raise ValidationFailed(errors)
     await_reply = _clean_flag(data.get("await_reply"), "await_reply")
@@ -125,15 +138,18 @@ def post_answer(user: User, question: Question, data: dict) -> Answer:
     _helpdesk_replied(user, question, await_reply)
     question.updated_at = utcnow()
     db.session.flush()
+    attachment_service.store(user, list(uploads), question=question, post_type="answer", post_id=answer.id)
+    notifications.post_added(question, "answer", answer.id, user)
     return answer
 
 
-def post_comment(user: User, question: Question, data: dict) -> Comment:
+def post_comment(user: User, question: Question, data: dict, uploads=()) -> Comment:
     lock_for_update(question)
     if not policy.can_comment(user, question):
         raise Forbidden("この相談にコメントすることはできません。")
     errors: dict[str, str] = {}
     body = clean_body(data.get("body"), errors, label="コメント")
+    _check_files(uploads, errors)
     if errors:
         raise ValidationFailed(errors)
     await_reply = _clean_flag(data.get("await_reply"), "await_reply")
@@ -147,19 +163,23 @@ def post_comment(user: User, question: Question, data: dict) -> Comment:
         question.status = QuestionStatus.IN_PROGRESS.value
     question.updated_at = utcnow()
     db.session.flush()
+    attachment_service.store(user, list(uploads), question=question, post_type="comment", post_id=comment.id)
+    notifications.post_added(question, "comment", comment.id, user)
     return comment
 
 
-def post_note(user: User, question: Question, data: dict) -> InternalNote:
+def post_note(user: User, question: Question, data: dict, uploads=()) -> InternalNote:
     if not policy.can_write_internal_note(user, question):
         raise Forbidden("内部メモを書けるのは県ヘルプデスクだけです。")
     errors: dict[str, str] = {}
     body = clean_body(data.get("body"), errors, label="内部メモ")
+    _check_files(uploads, errors)
     if errors:
         raise ValidationFailed(errors)
     note = InternalNote(question=question, author=user, body=body)
     db.session.add(note)
     db.session.flush()
+    attachment_service.store(user, list(uploads), question=question, post_type="note", post_id=note.id)
     return note
 
 
@@ -189,11 +209,14 @@ def assign(user: User, question: Question, owner_value, expected_owner_id=...) -
     if expected_owner_id is not ... and question.owner_id != expected_owner_id:
         current = question.owner.label if question.owner else "未割り当て"
         raise Conflict(f"担当者はすでに変わっています（現在: {current}）。画面を読み込み直してください。")
+    previous = question.owner_id
     question.owner = owner
     if owner is not None and question.status == QuestionStatus.NEW.value:
         question.status = QuestionStatus.IN_PROGRESS.value
     question.updated_at = utcnow()
     db.session.flush()
+    if owner is not None and owner.id != previous and owner.id != user.id:
+        notifications.question_assigned(question, owner, user)
     return question
 
 
@@ -224,6 +247,7 @@ def await_municipality(user: User, question: Question) -> Question:
     question.waiting_since = utcnow()
     question.status = QuestionStatus.WAITING.value
     db.session.flush()
+    notifications.status_changed(question, user)
     return question
 
 
@@ -256,7 +280,10 @@ def resolve_question(user: User, question: Question, answer_id) -> Case:
     question.resolved_answer = answer
     _end(question, QuestionStatus.RESOLVED)
     db.session.flush()
-    return case_service.create_draft_from_question(user, question, answer)
+    case = case_service.create_draft_from_question(user, question, answer)
+    notifications.question_resolved(question, user)
+    notifications.case_drafted(case, user)
+    return case
 
 
 def close_question(user: User, question: Question) -> Question:
@@ -267,6 +294,7 @@ def close_question(user: User, question: Question) -> Question:
         raise Forbidden("この相談を終了することはできません。")
     _end(question, QuestionStatus.CLOSED)
     db.session.flush()
+    notifications.status_changed(question, user)
     return question
 
 
@@ -279,6 +307,7 @@ def close_as_duplicate(user: User, question: Question, original_id) -> Question:
     question.duplicate_of = original
     _end(question, QuestionStatus.CLOSED)
     db.session.flush()
+    notifications.status_changed(question, user)
     return question
 
 
@@ -296,10 +325,14 @@ def merge_into(user: User, source: Question, target_id) -> Question:
         raise ValidationFailed({"target": "統合先の相談はすでに終わっています。"})
     for model in (Answer, Comment, InternalNote):
         db.session.execute(update(model).where(model.question_id == source.id).values(question_id=target.id))
-    # The source's own text becomes a comment of the target, with its author and time.
-    if not source.is_withdrawn:
-        db.session.add(Comment(question_id=target.id, author_id=source.asker_id, created_at=source.created_at,
-                               body=f"（統合された相談 #{source.id}「{source.title}」）\n\n{source.body}"))
+    # The source's own text becomes a comment of the target, with its author, time and files.
+    moved = Comment(question_id=target.id, author_id=source.asker_id, created_at=source.created_at,
+                    body=f"（統合された相談 #{source.id}「{source.title}」）\n\n{source.body}")
+    db.session.add(moved)
+    db.session.flush()
+    db.session.execute(update(Attachment).where(Attachment.question_id == source.id, Attachment.post_type == "question")
+                       .values(post_type="comment", post_id=moved.id))
+    db.session.execute(update(Attachment).where(Attachment.question_id == source.id).values(question_id=target.id))
     if target.first_response_at is None or (
             source.first_response_at is not None and as_utc(source.first_response_at) < as_utc(target.first_response_at)):
         target.first_response_at = source.first_response_at
@@ -387,6 +420,7 @@ def withdraw_post(user: User, post):
     post.body = ""
     post.withdrawn_at = utcnow()
     post.withdrawn_by = user
+    attachment_service.delete_for_post(kind, post.id)
     question = post if kind == "question" else post.question
     case = db.session.scalar(select(Case).where(Case.question_id == question.id))
     if case is not None:
@@ -454,3 +488,14 @@ def save_canned_reply(user: User, reply: CannedReply | None, title, body) -> Can
         reply.title, reply.body, reply.updated_by = title, body, user
     db.session.flush()
     return reply
+
+
+def attach_files(user: User, post, uploads) -> list[Attachment]:
+    """Add files to a post after it was written (its author, while it may still be edited)."""
+    lock_for_update(post)
+    if not policy.can_edit_post(user, post):
+        raise Forbidden("この投稿にはファイルを添付できません（自分の投稿だけ、取り下げ・終了したものは除く）。")
+    if not uploads:
+        raise ValidationFailed({"attachments": "ファイルを選んでください。"})
+    question = post if isinstance(post, Question) else post.question
+    return attachment_service.store(user, list(uploads), question=question, post_type=post_type(post), post_id=post.id)
