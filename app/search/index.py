@@ -395,6 +395,10 @@ class _Opened:
     stamp: tuple[int, int]
 
 
+class IndexMissing(RuntimeError):
+    """The index directory has no usable generation (deleted, or never built)."""
+
+
 class SearchIndex:
     """One index root. ``searcher()`` is cheap to call on every request."""
 
@@ -437,18 +441,23 @@ class SearchIndex:
         tmp.write_text(generation_dir.name, encoding="ascii")
         os.replace(tmp, self._current_file())
 
+    def has_generation(self) -> bool:
+        generation = self.current_generation()
+        return bool(generation) and (self.root / generation).is_dir()
+
     def ensure(self) -> str:
-        """The current generation, creating an empty index if there is none."""
+        """The current generation; ``IndexMissing`` when there is none (``sync.ready_index`` decides
+        whether an empty one may be made: only when nothing would be missing from it)."""
         generation = self.current_generation()
         if generation and (self.root / generation).is_dir():
             return generation
-        with self.lock():
-            generation = self.current_generation()
-            if generation and (self.root / generation).is_dir():
-                return generation
-            path = self.new_generation_dir()
-            self.switch_to(path)
-            return path.name
+        raise IndexMissing(str(self.root))
+
+    def create_empty(self) -> str:
+        """Make an empty generation current (call with the write lock held)."""
+        path = self.new_generation_dir()
+        self.switch_to(path)
+        return path.name
 
     def schema_outdated(self) -> bool:
         """Whether the current generation was built with other fields, or by another version of the

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,8 @@ from app.search import querying
 from app.search.analysis import normalise, tag_key
 from app.search.snippets import make_snippet
 from app.search.suggest import Suggestion, suggest
-from app.search.sync import ANONYMOUS, PREFECTURE, apply_pending, current_index, pending_exists, plain_text
+from app.search.sync import (ANONYMOUS, PREFECTURE, IndexUnavailable, apply_pending, pending_exists, plain_text,
+                             ready_index)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class SearchResult:
     per_page: int = 20
     words: list[str] = field(default_factory=list)
     suggestion: Suggestion | None = None   # 「もしかして」: a query that finds more
+    unavailable: str = ""                  # why nothing could be searched (the index is gone)
 
     @property
     def total_label(self) -> str:
@@ -163,12 +165,17 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
     if scope.nothing:
         return empty
-    if pending_exists(older_than_seconds=2):
+    try:
+        index = ready_index()
+    except IndexUnavailable as error:
+        log.warning("search refused: %s", error)
+        return replace(empty, unavailable=IndexUnavailable.message)
+    if pending_exists(older_than_seconds=2, index=index):
         try:
-            apply_pending()
+            apply_pending(index)
         except Exception:
             log.exception("retrying queued index work failed")
-    _searcher, cache = current_index().reading()
+    _searcher, cache = index.reading()
     view = reader_view(cache, scope)
     synonyms = synonym_map()
     parsed = querying.parse(params.q, synonyms)
@@ -328,7 +335,10 @@ def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | N
     scope = policy.case_scope(user)
     if scope.nothing or not text.strip():
         return []
-    _searcher, cache = current_index().reading()
+    try:
+        _searcher, cache = ready_index().reading()
+    except IndexUnavailable:
+        return []   # the search page says why; a side panel stays quiet
     view = reader_view(cache, scope)
     parsed = querying.parse(text, synonym_map())
     if not parsed.words or view.count == 0:
