@@ -39,11 +39,12 @@ def int_param(args, name: str, label: str, default: int | None, *, minimum: int 
 
 
 class BoundedIntConverter(IntegerConverter):
-    """``<int:...>`` in every route: at most 18 digits, so an id no database can hold does not
-    match the route at all and is simply not found (404). (A range check that fails after the
-    match would make Werkzeug answer 405 for routes with other methods.)"""
+    """``<int:...>`` in every route: at most 9 digits, so an id that no id column can hold (they are
+    32-bit INTEGER columns on PostgreSQL) does not match the route at all and is simply not found
+    (404). (A range check that fails after the match would make Werkzeug answer 405 for routes
+    with other methods.)"""
 
-    regex = r"\d{1,18}"
+    regex = r"\d{1,9}"
 
 
 def clean_text(value):

@@ -51,6 +51,7 @@ def throwaway_cluster():
                                         "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
                        check=True, capture_output=True)
         options = f"-k {socket_dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c max_connections=200"
+        (root / "options").write_text(options, encoding="utf-8")
         subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log),
                                         "-w", "-t", "60", "start"]), check=True, capture_output=True)
         yield f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
@@ -59,6 +60,25 @@ def throwaway_cluster():
             subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
                            capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def restart_server(base: str, down_seconds: float = 0) -> None:
+    """Stop the throwaway cluster behind ``base`` (fast: connections are cut), wait, start it again."""
+    import pytest
+
+    query = base.partition("?")[2]
+    host = dict(part.split("=", 1) for part in query.split("&") if "=" in part).get("host", "")
+    root = Path(host).parent
+    data, options = root / "data", root / "options"
+    bin_dir = server_bin_dir()
+    if not host or not options.exists() or bin_dir is None:
+        pytest.skip("the PostgreSQL server is not a throwaway cluster of this test run")
+    subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),
+                   check=True, capture_output=True)
+    time.sleep(down_seconds)
+    subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options.read_text(encoding="utf-8"),
+                                    "-l", str(root / "server.log"), "-w", "-t", "60", "start"]),
+                   check=True, capture_output=True)
 
 
 def database_url(base: str, name: str) -> str:

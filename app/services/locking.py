@@ -24,6 +24,7 @@ def lock_for_update(obj) -> None:
     (pk_column,) = mapper.primary_key
     (pk_value,) = state.identity
     session = db.session
+    session.flush()  # changes made before the lock are written first, not discarded by the reload
     if session.get_bind().dialect.name == "sqlite":
         # Naming every column with an onupdate default keeps it unchanged (no new updated_at).
         unchanged = {column.name: column for column in table.c if column.primary_key or column.onupdate is not None}

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Category, Tag, Visibility
 
-MAX_DB_INT = 2**63 - 1   # the largest id any supported database stores
+MAX_DB_INT = 2**31 - 1   # ids are INTEGER columns: 32 bits on PostgreSQL
 
 
 def parse_int(raw, *, minimum: int = 1, maximum: int = MAX_DB_INT) -> int | None:
