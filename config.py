@@ -18,6 +18,7 @@ class Config:
     SQLITE_BUSY_TIMEOUT_MS = 15_000     # a writer waits this long for the one before it (app/database.py)
     SQLITE_WAL = True
     SEARCH_INDEX_DIR = str(BASE_DIR / "search_index")
+    SEARCH_BACKEND = "whoosh"   # or "postgres": the search_documents table of a PostgreSQL database (app/search/backend.py)
     CONTENT_DIR = str(BASE_DIR / "content")
     # Attachments: outside the web root; shared storage (NFS) when several servers run.
     ATTACHMENT_DIR = str(BASE_DIR / "instance" / "attachments")

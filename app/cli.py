@@ -260,22 +260,30 @@ def cases_export(path, state):
 @click.option("--if-outdated", is_flag=True, help="索引の形式が古いとき（または索引がないとき）だけ作り直す")
 def search_reindex(procs, if_outdated):
     """データベースから索引を新しい世代に作り直し、完成したら切り替える。"""
-    from app.search.sync import current_index, reindex
+    from app.search.backend import SearchBackendError, get_backend
 
-    index = current_index()
-    if if_outdated and index.current_generation() and not index.schema_outdated():
+    try:
+        backend = get_backend()
+    except SearchBackendError as error:
+        _fail(str(error))
+    if if_outdated and not backend.outdated():
         click.echo("索引は最新の形式です。")
         return
-    report = reindex(procs=procs)
+    report = backend.reindex(procs=procs)
     click.echo(f"{report.documents} 件を索引しました（{report.seconds:.1f} 秒、途中の変更 {report.replayed} 件を反映、世代 {report.generation}）。")
 
 
 @search.command("check")
 def search_check():
     """索引とデータベースを比べ、違いをすべて報告する（違いがあれば終了コード 1）。"""
-    from app.search.sync import check
+    from app.search.backend import SearchBackendError, get_backend
 
-    report = check()
+    try:
+        report = get_backend().check()
+    except SearchBackendError as error:
+        _fail(str(error))
+    if getattr(report, "index_missing", False):
+        click.echo("索引がありません（flask --app app search reindex で作り直してください）。")
     for label, ids in (("索引にない", report.missing), ("索引に余分", report.extra), ("索引が古い", report.stale)):
         for case_id in ids:
             click.echo(f"{label}: 事例 #{case_id}")

@@ -94,6 +94,32 @@ def test_a_deleted_index_is_reported_searches_say_so_writes_go_on_and_reindex_re
     assert "プリンタ" in client.get("/search?q=プリンタ").get_data(as_text=True)
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # Whoosh leaks the damaged file
+def test_a_damaged_index_gives_a_message_not_an_error_and_reindex_repairs_it(client, app, login, make_user,
+                                                                            make_question):
+    asker, _, _ = _published_case(make_user, make_question)
+    sync.apply_pending()
+    index = sync.current_index()
+    generation = index.root / index.current_generation()
+    for path in generation.iterdir():
+        if path.suffix in (".seg", ".toc") or path.name.startswith("_"):
+            path.write_bytes(b"\x00garbage")
+    from app.search.index import forget_indexes
+
+    forget_indexes()   # as a newly started worker would open it
+    login(asker)
+    page = client.get("/search?q=VPN")
+    assert page.status_code == 200
+    assert "検索索引を読めない" in page.get_data(as_text=True)
+    sync.reindex()
+    assert sync.check().ok
+    assert "VPN がつながらない" in client.get("/search?q=VPN").get_data(as_text=True)
+    import gc
+
+    forget_indexes()
+    gc.collect()   # the handle Whoosh left open on the damaged file is closed within this test
+
+
 def test_health_counts_index_work_that_waits_too_long(client, app, make_user, make_question):
     client.get("/healthz")
     _published_case(make_user, make_question)   # outside a request nothing applies it: as if the request died
@@ -343,3 +369,28 @@ def test_backup_and_restore_commands(runner, tmp_path, app, make_user):
     assert "SECRET_KEY" not in config and "MAIL_PASSWORD" not in config
     result = runner.invoke(args=["restore", str(tmp_path / "b")])
     assert result.exit_code == 1 and "空ではありません" in result.output   # this instance has data
+
+
+def test_health_with_the_postgres_search_backend_reports_it(tmp_path, postgres_base_url):
+    from tests.pg_cluster import fresh_database
+
+    with fresh_database(postgres_base_url) as url:
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = url
+            SEARCH_BACKEND = "postgres"
+            SEARCH_INDEX_DIR = str(tmp_path / "index")
+            ATTACHMENT_DIR = str(tmp_path / "attachments")
+
+        app = create_app(Config)
+        with app.app_context():
+            db.create_all()
+            load_reference(Path(app.config["CONTENT_DIR"]))
+            db.session.commit()
+            body = app.test_client().get("/healthz").get_json()
+            if body["search"]["outdated"]:   # not built yet: a reindex builds the table
+                sync.reindex()
+                body = app.test_client().get("/healthz").get_json()
+            assert body["search"]["backend"] == "postgres" and body["search"]["ok"], body
+            assert body["status"] == "ok"
+            db.session.remove()
+            db.engine.dispose()

@@ -11,6 +11,14 @@ from app.models import Case, CaseState, Category, Municipality
 from app.search.service import SearchParams, search_cases, similar_cases
 from app.search.sync import apply_pending, queue_case
 from app.services import municipalities
+from tests.test_search_backends import BACKENDS, backend_app
+
+
+@pytest.fixture(params=BACKENDS)
+def app(request, tmp_path):
+    """Each test runs on both search backends (Whoosh; PostgreSQL's table on PostgreSQL)."""
+    with backend_app(request.param, tmp_path, request) as app:
+        yield app
 
 VISIBLE = [
     # (owner, visibility, category, title, issue, resolution)

@@ -3,6 +3,7 @@ come first. The README reports the numbers this test measures."""
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -24,15 +25,28 @@ RECALL_AT_5_FLOOR = 0.95
 MRR_FLOOR = 0.90
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    """The demo library, imported and indexed once for the module."""
+@pytest.fixture(scope="module", params=["whoosh", "postgres"])
+def library(request, tmp_path_factory):
+    """The demo library, imported and indexed once for the module, for each search backend
+    (Whoosh on SQLite; PostgreSQL's own table on a throwaway PostgreSQL database)."""
     tmp = tmp_path_factory.mktemp("library")
+    with ExitStack() as stack:
+        if request.param == "postgres":
+            from tests.pg_cluster import fresh_database
 
-    class Config(TestingConfig):
-        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp / 'library.db'}"
-        SEARCH_INDEX_DIR = str(tmp / "index")
+            uri = stack.enter_context(fresh_database(request.getfixturevalue("postgres_base_url")))
+        else:
+            uri = f"sqlite:///{tmp / 'library.db'}"
 
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = uri
+            SEARCH_INDEX_DIR = str(tmp / "index")
+            SEARCH_BACKEND = request.param
+
+        yield from _library(Config)
+
+
+def _library(Config):
     app = create_app(Config)
     with app.app_context():
         db.create_all()

@@ -7,6 +7,8 @@ and recall@10 >= 0.85 per corpus, sentences within 0.03 of their keyword version
 0.85 (the test prints every number; run with -s to see the table)."""
 from __future__ import annotations
 
+from contextlib import ExitStack, contextmanager
+
 import pytest
 
 from tests.relevance.baselines import load_queries, run_system
@@ -19,8 +21,39 @@ KIND_FLOOR = 0.82            # nDCG@10 of each kind of query
 SENTENCE_GAP = 0.05          # a sentence may score at most this much below its keyword version
 
 
-@pytest.fixture(scope="module")
-def measured():
+BACKENDS = ("whoosh", "postgres")
+
+
+@contextmanager
+def engine_backend(backend: str, request):
+    """``run_system("engine", ...)`` on this search backend: for PostgreSQL, every app the engine
+    makes gets a fresh PostgreSQL database and ``SEARCH_BACKEND = "postgres"``."""
+    if backend == "whoosh":
+        yield
+        return
+    import app as app_package
+    from tests.pg_cluster import fresh_database
+
+    base = request.getfixturevalue("postgres_base_url")
+    original = app_package.create_app
+    with ExitStack() as databases, pytest.MonkeyPatch.context() as patch:
+        def create_app(config_class):
+            class OnPostgres(config_class):
+                SQLALCHEMY_DATABASE_URI = databases.enter_context(fresh_database(base))
+                SEARCH_BACKEND = "postgres"
+            return original(OnPostgres)
+
+        patch.setattr(app_package, "create_app", create_app)
+        yield
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def measured(request):
+    with engine_backend(request.param, request):
+        return _measure()
+
+
+def _measure():
     results = {}
     for corpus in CORPORA:
         queries = load_queries(corpus)
@@ -29,8 +62,14 @@ def measured():
         keywords = run_system("engine", corpus, [q for q in queries if q.get("keywords")], field="keywords")
         bigram = run_system("bigram", corpus, queries)
         results[corpus] = {"queries": queries, "judged": judged, "engine": engine, "keywords": keywords,
-                           "bigram": bigram}
+                           "bigram": bigram, "backend": _backend_in_use()}
     return results
+
+
+def _backend_in_use() -> str:
+    import app as app_package
+
+    return "postgres" if app_package.create_app.__name__ == "create_app" and app_package.create_app.__module__ == __name__ else "whoosh"
 
 
 def _kinds(data) -> dict[str, dict]:
@@ -46,7 +85,7 @@ def test_the_engine_finds_what_helps_on_each_corpus(measured, corpus):
     kinds = _kinds(data)
     table = "\n".join(f"  {kind:14s} n={m['n']:3d} nDCG@10 {m['ndcg@10']:.3f} recall@10 {m['R1@10']:.3f} MRR {m['MRR']:.3f}"
                       for kind, m in {**kinds, "ALL": overall}.items())
-    print(f"\n{corpus}:\n{table}")
+    print(f"\n{corpus} ({data['backend']}):\n{table}")
     assert overall["unjudged@10"] == 0, "documents in the top 10 were never judged: re-pool and judge them"
     assert overall["ndcg@10"] >= NDCG_FLOOR, table
     assert overall["R1@10"] >= RECALL_FLOOR, table
@@ -60,7 +99,7 @@ def test_a_sentence_finds_what_its_keywords_find(measured, corpus):
     sentences = {q["id"]: data["engine"][q["id"]] for q in data["queries"] if q.get("keywords")}
     as_sentence = evaluate(sentences, data["judged"])["ndcg@10"]
     as_keywords = evaluate(data["keywords"], data["judged"])["ndcg@10"]
-    print(f"\n{corpus}: sentences {as_sentence:.3f}, their keyword versions {as_keywords:.3f}")
+    print(f"\n{corpus} ({data['backend']}): sentences {as_sentence:.3f}, their keyword versions {as_keywords:.3f}")
     assert as_sentence >= as_keywords - SENTENCE_GAP
 
 
@@ -69,7 +108,7 @@ def test_the_engine_ranks_better_than_plain_bigram_bm25(measured, corpus):
     data = measured[corpus]
     engine = evaluate(data["engine"], data["judged"])
     bigram = evaluate(data["bigram"], data["judged"])
-    print(f"\n{corpus}: engine nDCG@10 {engine['ndcg@10']:.3f} recall@10 {engine['R1@10']:.3f}; "
+    print(f"\n{corpus} ({data['backend']}): engine nDCG@10 {engine['ndcg@10']:.3f} recall@10 {engine['R1@10']:.3f}; "
           f"bigram BM25 {bigram['ndcg@10']:.3f} / {bigram['R1@10']:.3f}")
     assert engine["ndcg@10"] > bigram["ndcg@10"]
     assert engine["R1@10"] >= bigram["R1@10"]

@@ -32,6 +32,16 @@ def _database() -> dict:
 
 
 def _search() -> dict:
+    from app.search.backend import get_backend, postgres_active
+
+    if postgres_active():
+        # The documents are written in the same transaction as the case: nothing is ever pending.
+        outdated = get_backend().outdated()
+        result = {"ok": not outdated, "backend": "postgres", "pending": 0, "oldest_pending_seconds": None,
+                  "outdated": outdated}
+        if outdated:
+            result["problem"] = "検索用の表が古い形式です（flask --app app search reindex）"
+        return result
     index = sync.current_index()
     try:
         sync.ready_index(index)   # a new, empty installation gets its (empty) index here
@@ -50,7 +60,7 @@ def _search() -> dict:
     outdated = present and index.schema_outdated()
     lag_limit = current_app.config.get("HEALTH_INDEX_LAG_SECONDS", 300)
     ok = present and not outdated and (oldest is None or oldest <= lag_limit)
-    result = {"ok": ok, "generation": generation if present else None, "pending": pending,
+    result = {"ok": ok, "backend": "whoosh", "generation": generation if present else None, "pending": pending,
               "oldest_pending_seconds": oldest, "outdated": outdated,
               "last_error": (consumer.last_error or None) if consumer else None}
     if not present:

@@ -9,4 +9,7 @@ service.py   search_cases() / similar_cases(): permission mask from the policy, 
 snippets.py  highlighted snippets cut at sentence ends
 params.py    search parameters from a query string (pages and API)
 sync.py      the outbox: queue index work with the change, apply it after commit, reindex, check
+backend.py   SearchBackend: the interface both backends offer, chosen by SEARCH_BACKEND
+pg_backend.py the PostgreSQL backend: search_documents (tsvector + GIN/RUM), ts_rank, the policy's
+             SQL clause inside every statement, documents written in the case's own transaction
 """

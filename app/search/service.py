@@ -8,6 +8,7 @@ totals, pages, facets and snippets only ever see cases the user may read. The pe
 from __future__ import annotations
 
 import logging
+import traceback
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from app.extensions import db
 from app.models import Case, Category, Municipality, SearchMiss, SearchSynonym, User
 from app.search import querying
 from app.search.analysis import normalise, tag_key
+from app.search.backend import SearchBackendError, get_backend
 from app.search.snippets import make_snippet
 from app.search.suggest import Suggestion, suggest
 from app.search.sync import (ANONYMOUS, PREFECTURE, IndexUnavailable, apply_pending, pending_exists, plain_text,
@@ -159,7 +161,33 @@ def _filter_masks(cache, params: SearchParams, owner_field: str) -> dict[str, np
 
 # --- searching --------------------------------------------------------------------------------
 
+SEARCH_FAILED_MESSAGE = ("検索索引を読めないため、いまは検索できません。索引が壊れている可能性があります。"
+                         "管理者に連絡してください（flask --app app search reindex で作り直せます）。")
+
+
 def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = True) -> SearchResult:
+    """Search with the configured backend (``SEARCH_BACKEND``): the same result either way."""
+    try:
+        backend = get_backend()
+    except SearchBackendError as error:
+        log.error("search refused: %s", error)
+        page, per_page = max(1, params.page), max(1, params.per_page)
+        return SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page,
+                            unavailable=f"検索の設定に誤りがあるため、いまは検索できません（{error}）。")
+    try:
+        return backend.search(user, params, log_misses=log_misses)
+    except Exception:
+        # A damaged index (a truncated segment, a disk error) or a database that went away: the
+        # page says so instead of failing, and the log has the stack trace (as text: a record that
+        # kept the traceback would keep the damaged index's open files alive).
+        log.error("search failed\n%s", traceback.format_exc())
+        db.session.rollback()
+        page, per_page = max(1, params.page), max(1, params.per_page)
+        return SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page,
+                            unavailable=SEARCH_FAILED_MESSAGE)
+
+
+def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: bool = True) -> SearchResult:
     scope = policy.case_scope(user)
     page, per_page = max(1, params.page), max(1, params.per_page)
     empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
@@ -332,6 +360,19 @@ def _log_miss(text: str) -> None:
 def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
     """Published cases most like a question being written: its rarest words, ranked, sharing at
     least two of them with the question (one for a short title)."""
+    try:
+        backend = get_backend()
+    except SearchBackendError:
+        return []   # the search page says why; a side panel stays quiet
+    try:
+        return backend.similar(user, text, limit, exclude)
+    except Exception:
+        log.exception("similar cases failed")
+        db.session.rollback()
+        return []
+
+
+def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
     scope = policy.case_scope(user)
     if scope.nothing or not text.strip():
         return []
@@ -357,6 +398,73 @@ def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | N
         return []
     ids, scores = _ranked(cache, querying.ranked_scores(view, chosen), candidates, limit)
     if ids:  # only cases close to the best one: a weak match is noise while someone types
+        best = scores[ids[0]]
+        ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]
+    return _hits(user, ids[:limit], scores, parsed.needles)
+
+
+# --- the PostgreSQL backend (app/search/pg_backend.py): the same result, computed by SQL ----------
+
+def postgres_search_cases(user: User | None, params: SearchParams, *, log_misses: bool = True) -> SearchResult:
+    """Hits, totals and facets from statements that each carry the policy's clause for this reader
+    (``policy.scope_clause``, the clause of ``visible_cases_clause``); see pg_backend."""
+    from app.search import pg_backend
+    from app.search.suggest import suggest
+
+    scope = policy.case_scope(user)
+    page, per_page = max(1, params.page), max(1, params.per_page)
+    empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
+    if scope.nothing:
+        return empty
+    try:
+        pg_backend.ready()
+    except pg_backend.SearchTableMissing as error:
+        log.warning("search refused: %s", error)
+        return replace(empty, unavailable=pg_backend.SearchTableMissing.message)
+    synonyms = synonym_map()
+    parsed = querying.parse(params.q, synonyms)
+    has_query = bool(params.q.strip())
+    if has_query and parsed.empty:
+        if log_misses and parsed.words:
+            _log_miss(params.q)
+        return empty
+    offset = (page - 1) * per_page
+    wanted = offset + per_page
+    found, planner = pg_backend.search(scope, parsed, params, wanted)
+    if planner.count == 0:
+        if log_misses and parsed.words:
+            _log_miss(params.q)
+        return empty
+    hits = _hits(user, found.ids[offset:wanted], found.scores, parsed.needles)
+    capped = found.total > COUNT_CAP
+    result = SearchResult(hits, min(found.total, COUNT_CAP), capped, _label_facets(found.facets), page, per_page,
+                          [w.text for w in parsed.words])
+    if parsed.words and not parsed.phrases:
+        result.suggestion = suggest(pg_backend.Probe(planner), params.q, parsed, synonyms, found.unfiltered)
+    if log_misses and found.total == 0 and parsed.words and not _has_filters(params):
+        _log_miss(params.q)
+    return result
+
+
+def _has_filters(params: SearchParams) -> bool:
+    return bool(params.category or params.tag or params.municipality or params.date_from or params.date_to)
+
+
+def postgres_similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
+    from app.search import pg_backend
+
+    scope = policy.case_scope(user)
+    if scope.nothing or not text.strip():
+        return []
+    try:
+        pg_backend.ready()
+    except pg_backend.SearchTableMissing:
+        return []
+    parsed = querying.parse(text, synonym_map())
+    if not parsed.words:
+        return []
+    ids, scores = pg_backend.similar(scope, parsed, limit, exclude)
+    if ids:
         best = scores[ids[0]]
         ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]
     return _hits(user, ids[:limit], scores, parsed.needles)

@@ -60,36 +60,56 @@ class _Words:
         return 64 + sum(len(w) * 4 for w in self.words)
 
 
-def _visible_count(view, text: str) -> int:
-    return int(np.count_nonzero(querying._exact_impacts(view, text)))
+class WhooshProbe:
+    """What a suggestion needs from the index, over one reader's view (the PostgreSQL backend has
+    its own: pg_backend.Probe)."""
+
+    def __init__(self, view):
+        self.view = view
+
+    def vocabulary(self) -> list[str]:
+        return _vocabulary(self.view.cache)
+
+    def word_count(self, word: querying.QueryWord) -> int:
+        return int(np.count_nonzero(querying.word_impacts(self.view, word)))
+
+    def exact_count(self, term: str) -> int:
+        return int(np.count_nonzero(querying._exact_impacts(self.view, term)))
+
+    def case_with(self, term: str) -> int | None:
+        docnums = np.nonzero(querying._exact_impacts(self.view, term))[0]
+        return int(self.view.cache.case_ids()[docnums[0]]) if len(docnums) else None
 
 
-def _best_replacement(view, word: querying.QueryWord, synonyms: dict[str, list[str]]) -> str | None:
+def _probe(view):
+    return view if hasattr(view, "word_count") else WhooshProbe(view)
+
+
+def _best_replacement(probe, word: querying.QueryWord, synonyms: dict[str, list[str]]) -> str | None:
     text = word.text
     if len(text) < MIN_CHARS or not has_bigrams(text) or text.isdigit():
         return None
     limit = _max_distance(text)
-    choices = _vocabulary(view.cache) + [k for k in synonyms if has_bigrams(k)]
+    choices = probe.vocabulary() + [k for k in synonyms if has_bigrams(k)]
     found = process.extract(text, choices, scorer=Levenshtein.distance, score_cutoff=limit, limit=CANDIDATES)
     ranked = []
     for candidate, distance, _index in found:
         if candidate == text or not distance:
             continue
         if candidate in synonyms:
-            seen = int(np.count_nonzero(querying.word_impacts(view, querying.parse(candidate, synonyms).words[0])))
+            seen = probe.word_count(querying.parse(candidate, synonyms).words[0])
         else:
-            seen = _visible_count(view, candidate)
+            seen = probe.exact_count(candidate)
         if seen:
             ranked.append((distance, -seen, candidate))
     return min(ranked)[2] if ranked else None
 
 
-def _surface(view, term: str) -> str:
+def _surface(probe, term: str) -> str:
     """How ``term`` is written in one of the reader's cases (サーバルーム for the folded サバルム)."""
-    docnums = np.nonzero(querying._exact_impacts(view, term))[0]
-    if not len(docnums):
+    case_id = probe.case_with(term)
+    if case_id is None:
         return term
-    case_id = int(view.cache.case_ids()[docnums[0]])
     row = db.session.execute(select(Case.title, Case.issue, Case.environment, Case.cause, Case.resolution)
                              .where(Case.id == case_id)).first()
     for text in row or ():
@@ -104,11 +124,12 @@ def suggest(view, typed: str, parsed: querying.ParsedQuery, synonyms: dict[str, 
             total: int) -> Suggestion | None:
     if total >= SUGGEST_BELOW or not parsed.words:
         return None
+    probe = _probe(view)
     replaced: dict[str, str] = {}
     for word in parsed.words:
-        if word.synonym or int(np.count_nonzero(querying.word_impacts(view, word))):
+        if word.synonym or probe.word_count(word):
             continue
-        better = _best_replacement(view, word, synonyms)
+        better = _best_replacement(probe, word, synonyms)
         if better:
             replaced[word.text] = better
     if not replaced:
@@ -119,7 +140,7 @@ def suggest(view, typed: str, parsed: querying.ParsedQuery, synonyms: dict[str, 
         at = folded.find(old, cursor)
         if at == -1:
             return None  # the word is a lemma (終わらない → 終わる): no place to put the suggestion
-        pieces += [typed[offsets[cursor]:offsets[at]], _surface(view, new)]  # the key itself if no case has it
+        pieces += [typed[offsets[cursor]:offsets[at]], _surface(probe, new)]  # the key itself if no case has it
         cursor = at + len(old)
     pieces.append(typed[offsets[cursor]:])
     return Suggestion("".join(pieces), replaced)

@@ -91,11 +91,30 @@ def ready_index(index: SearchIndex | None = None) -> SearchIndex:
 # --- queueing ---------------------------------------------------------------------------------
 
 def queue_case(case: Case) -> None:
-    """Record, in the current transaction, that this case's document must be refreshed."""
+    """Record, in the current transaction, that this case's document must be refreshed. With the
+    PostgreSQL backend the document itself is written just before this transaction commits
+    (``_write_documents_with_the_change``): no outbox row, nothing to apply later."""
     if case.id is None:
         db.session.flush()
+    from app.search.backend import postgres_active
+
+    if postgres_active():
+        from app.search import pg_backend
+
+        pg_backend.queue(case.id)
+        return
     db.session.add(SearchOutbox(case_id=case.id))
     db.session.info["search_outbox_pending"] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _write_documents_with_the_change(session: Session) -> None:
+    """PostgreSQL backend: the search documents of the cases changed in this transaction are
+    written in it, so they commit (or roll back) together with the change."""
+    if session.info.get("search_documents_pending"):
+        from app.search import pg_backend
+
+        pg_backend.flush_pending(session)
 
 
 @event.listens_for(Session, "after_commit")
@@ -107,6 +126,7 @@ def _remember_committed_work(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_rolled_back_work(session: Session) -> None:
     session.info.pop("search_outbox_pending", None)
+    session.info.pop("search_documents_pending", None)
 
 
 def apply_after_commit() -> None:
@@ -282,6 +302,10 @@ def apply_pending(index: SearchIndex | None = None) -> int:
     Each server's index applies every row itself. A large queue (an import, a category rename)
     goes through one Whoosh writer per ``BULK`` rows, loading ``BATCH`` cases at a time, so that
     it runs at reindex speed instead of merging segments every few hundred cases."""
+    from app.search.backend import postgres_active
+
+    if index is None and postgres_active():
+        return 0   # the PostgreSQL backend writes documents with the change: nothing is queued
     index = ready_index(index)
     if not pending_exists(index=index):
         return 0
@@ -392,6 +416,17 @@ class ReindexReport:
 
 def reindex(index: SearchIndex | None = None, batch: int = 1000, procs: int = 1,
             progress=None) -> ReindexReport:
+    """Rebuild the configured backend's index from the database (see ``whoosh_reindex`` and
+    ``pg_backend.reindex``)."""
+    from app.search.backend import configured_name, get_backend
+
+    if index is None and configured_name() == "postgres":
+        return get_backend().reindex(procs=procs, progress=progress)
+    return whoosh_reindex(index, batch, procs, progress)
+
+
+def whoosh_reindex(index: SearchIndex | None = None, batch: int = 1000, procs: int = 1,
+                   progress=None) -> ReindexReport:
     """Rebuild from the database into a new generation and switch to it.
 
     Searches keep using the old generation during the build. Changes committed meanwhile are
@@ -467,6 +502,37 @@ class CheckReport:
 
 
 def check(index: SearchIndex | None = None) -> CheckReport:
+    """Every difference between the configured backend's index and the database."""
+    from app.search.backend import configured_name, get_backend
+
+    if index is None and configured_name() == "postgres":
+        return get_backend().check()
+    return whoosh_check(index)
+
+
+def _database_signatures() -> dict[int, str]:
+    return {case.id: signature(case) for case in db.session.scalars(
+        select(Case).where(Case.state == CaseState.PUBLISHED.value).options(selectinload(Case.category)))}
+
+
+def postgres_check() -> CheckReport:
+    """The ``search_documents`` table against the database (no queue: ``pending`` is always 0)."""
+    from app.search import pg_backend
+
+    report = CheckReport()
+    if not pg_backend.is_built():
+        report.index_missing = True
+        indexed = pg_backend.indexed_signatures() if pg_backend._table_exists() else {}
+    else:
+        indexed = pg_backend.indexed_signatures()
+    database = _database_signatures()
+    report.missing = sorted(set(database) - set(indexed))
+    report.extra = sorted(set(indexed) - set(database))
+    report.stale = sorted(i for i in set(database) & set(indexed) if database[i] != indexed[i])
+    return report
+
+
+def whoosh_check(index: SearchIndex | None = None) -> CheckReport:
     index = index or current_index()
     report = CheckReport()
     indexed: dict[int, str] = {}

@@ -1,0 +1,305 @@
+"""Both search backends behind one interface (app/search/backend.py): Whoosh (embedded, default)
+and PostgreSQL (``search_documents`` with tsvector columns, GIN/RUM, ts_rank, the policy's SQL
+clause in every statement). The same checks run on both: the permission table through search,
+hits/totals/facets agreeing with ``visible_cases_clause``, writes reaching search, ``search
+reindex`` and ``search check``, bad configuration and hostile input never giving a 500."""
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from app import create_app, policy
+from app.content import load_reference
+from app.extensions import db
+from app.models import Case, CaseState, Category, Municipality, utcnow
+from app.search import pg_backend
+from app.search.backend import get_backend
+from app.search.service import SearchParams, search_cases, similar_cases
+from app.search.sync import apply_pending, queue_case
+from app.services import accounts, municipalities
+from config import TestingConfig
+from tests.conftest import IsolatedClient
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ("whoosh", "postgres")
+
+
+@contextmanager
+def backend_app(backend: str, tmp_path: Path, request, **settings):
+    """An app on ``backend`` (Whoosh on SQLite, or PostgreSQL's table on a fresh PostgreSQL
+    database) with the reference data loaded."""
+    with ExitStack() as stack:
+        if backend == "postgres":
+            from tests.pg_cluster import fresh_database
+
+            uri = stack.enter_context(fresh_database(request.getfixturevalue("postgres_base_url")))
+        else:
+            uri = f"sqlite:///{tmp_path / 'search.db'}"
+
+        class Config(TestingConfig):
+            SQLALCHEMY_DATABASE_URI = uri
+            SEARCH_INDEX_DIR = str(tmp_path / "index")
+            ATTACHMENT_DIR = str(tmp_path / "attachments")
+            SEARCH_BACKEND = backend
+
+        for key, value in settings.items():
+            setattr(Config, key, value)
+        app = create_app(Config)
+        app.test_client_class = IsolatedClient
+        with app.app_context():
+            db.create_all()
+            load_reference(ROOT / "content")
+            db.session.commit()
+            pg_backend.forget_tables()
+            yield app
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def search_app(request, tmp_path):
+    with backend_app(request.param, tmp_path, request) as app:
+        yield app
+
+
+def _by_name():
+    return {m.name: m for m in db.session.scalars(select(Municipality))}
+
+
+def add(title, owner="呉市", visibility="all", body="本文", *, state=CaseState.PUBLISHED.value, anonymous=False,
+        consent=None, category="network"):
+    case = Case(title=title, issue=body, resolution="対応した。",
+                category=db.session.scalar(select(Category).where(Category.slug == category)),
+                municipality=_by_name()[owner] if owner else None, state=state, visibility=visibility,
+                sharing_consent=consent or visibility, anonymous=anonymous, published_at=utcnow())
+    db.session.add(case)
+    db.session.flush()
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    return case
+
+
+def test_the_configured_backend_is_the_one_that_runs(search_app):
+    backend = get_backend()
+    assert backend.name == search_app.config["SEARCH_BACKEND"]
+    add("VPN がつながらない")
+    if backend.name == "postgres":
+        assert db.session.scalar(text("SELECT count(*) FROM search_documents")) == 1
+        assert db.session.scalar(text("SELECT count(*) FROM search_outbox")) == 0   # nothing to sync
+
+
+# --- the permission table through search, on both backends ----------------------------------
+
+@pytest.fixture(params=BACKENDS)
+def table_world(request, tmp_path):
+    from tests.test_policy_table import ACTORS, BAD_ROWS, CASES, OWNER, RELATIONS
+
+    with backend_app(request.param, tmp_path, request) as app:
+        municipalities.add_municipality("332020", "倉敷市", prefecture="岡山県", observer=True)
+        by_name = _by_name()
+        municipalities.link(by_name[OWNER], by_name["竹原市"])
+        users = {}
+        for role, rel in ACTORS:
+            users[(role, rel)] = accounts.create_user(f"{role}-{rel or 'pref'}", "table-password-1", role,
+                                                      by_name[RELATIONS[rel]] if rel else None)
+        db.session.commit()
+        cases = {}
+        for n, (visibility, state, anonymous, consent) in enumerate([c + ("all",) for c in CASES] + BAD_ROWS):
+            case = add(f"検証事例 その{n}", OWNER, visibility, state=state, anonymous=anonymous, consent=consent,
+                       category="network" if n % 2 else "security")
+            cases[(visibility, state, anonymous, consent)] = case.id
+        yield users, cases
+
+
+def test_search_follows_the_permission_table_in_hits_totals_and_facets(table_world):
+    from tests.test_policy_table import WIDTH, expected
+
+    users, cases = table_world
+    for (role, rel), user in users.items():
+        user = db.session.merge(user)
+        result = search_cases(user, SearchParams(q="検証事例", per_page=100), log_misses=False)
+        hits = {h.case.id for h in result.hits}
+        for (visibility, state, anonymous, consent), case_id in cases.items():
+            shared = visibility if WIDTH[visibility] <= WIDTH[consent] else consent
+            assert (case_id in hits) == expected(role, rel, shared, state, anonymous)["search_hit"], \
+                (role, rel, visibility, state, anonymous, consent)
+        readable = set(db.session.scalars(select(Case.id).where(
+            Case.state == CaseState.PUBLISHED.value, policy.visible_cases_clause(user))))
+        assert hits == readable and result.total == len(readable), (role, rel)
+        by_category = {}
+        for case_id in readable:
+            slug = db.session.get(Case, case_id).category.slug
+            by_category[slug] = by_category.get(slug, 0) + 1
+        assert {k: n for k, _label, n in result.facets["category"]} == by_category, (role, rel)
+        assert sum(n for _v, _l, n in result.facets["municipality"]) == len(readable)
+
+
+def test_postgres_puts_the_permission_clause_in_every_search_statement(tmp_path, request):
+    with backend_app("postgres", tmp_path, request) as app:
+        add("全体共有のVPN設定", "福山市", "all")
+        add("呉市の非公開VPN障害", "呉市", "private", body="秘密のホスト vpn01")
+        shobara = accounts.create_user("shobara", "table-password-1", "municipal", _by_name()["庄原市"])
+        db.session.commit()
+        statements = []
+
+        def record(_conn, _cursor, statement, _parameters, _context, _many):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            for q in ("VPN", "vpn01", "ＶＰＮ 障害", '"VPN"', "ヴィピーエヌ"):
+                search_cases(shobara, SearchParams(q=q), log_misses=False)
+                similar_cases(shobara, q)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+        searching = [s for s in statements if "search_documents" in s and s.lstrip().upper().startswith("SELECT")
+                     and "ts_stat" not in s and "to_regclass" not in s and "indexed_at" not in s]
+        assert searching
+        for statement in searching:
+            assert "JOIN cases" in statement and "cases.state" in statement, statement
+            assert "cases.visibility" in statement and "cases.sharing_consent" in statement, statement
+        result = search_cases(shobara, SearchParams(q="vpn01"), log_misses=False)
+        assert result.total == 0 and not result.hits
+        assert result.suggestion is None or "vpn01" not in result.suggestion.query.casefold()
+
+
+# --- writes, rebuild and check ----------------------------------------------------------------
+
+def test_changes_reach_search_and_leaving_publication_removes_the_case(search_app):
+    desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+    case = add("プリンタに印刷できない")
+    assert [h.case.id for h in search_cases(desk, SearchParams(q="プリンタ"), log_misses=False).hits] == [case.id]
+    case.title = "複合機のスキャナが動かない"
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    assert search_cases(desk, SearchParams(q="プリンタ"), log_misses=False).total == 0
+    assert search_cases(desk, SearchParams(q="スキャナ"), log_misses=False).total == 1
+    case.state = CaseState.ARCHIVED.value
+    queue_case(case)
+    db.session.commit()
+    apply_pending()
+    assert search_cases(desk, SearchParams(q="スキャナ"), log_misses=False).total == 0
+
+
+def test_a_rolled_back_change_leaves_search_alone(search_app):
+    desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+    case = add("ファイアウォールの更新")
+    case.title = "ロールバックされた題名"
+    queue_case(case)
+    db.session.rollback()
+    apply_pending()
+    assert search_cases(desk, SearchParams(q="ファイアウォール"), log_misses=False).total == 1
+    assert search_cases(desk, SearchParams(q="ロールバック"), log_misses=False).total == 0
+
+
+def test_cli_reindex_and_check_work_on_both_backends(search_app):
+    for n in range(5):
+        add(f"基幹系の障害 {n}")
+    runner = search_app.test_cli_runner()
+    result = runner.invoke(args=["search", "reindex"])
+    assert result.exit_code == 0 and "5 件" in result.output, result.output
+    result = runner.invoke(args=["search", "check"])
+    assert result.exit_code == 0, result.output
+    # break the index behind its back: one document lost
+    lost = db.session.scalar(select(func.min(Case.id)))
+    if search_app.config["SEARCH_BACKEND"] == "postgres":
+        db.session.execute(text("DELETE FROM search_documents WHERE case_id = :id"), {"id": lost})
+        db.session.commit()
+    else:
+        from app.search.sync import current_index
+
+        index = current_index()
+        with index.lock(), index.writer() as writer:
+            writer.delete_by_term("id", str(lost))
+    result = runner.invoke(args=["search", "check"])
+    assert result.exit_code == 1 and f"#{lost}" in result.output, result.output
+    assert runner.invoke(args=["search", "reindex", "--if-outdated"]).exit_code == 0
+    assert runner.invoke(args=["search", "reindex"]).exit_code == 0
+    assert runner.invoke(args=["search", "check"]).exit_code == 0
+    assert runner.invoke(args=["search", "sync"]).exit_code == 0
+
+
+def test_postgres_without_its_table_says_so_and_reindex_restores_it(tmp_path, request):
+    with backend_app("postgres", tmp_path, request) as app:
+        desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+        add("VPN がつながらない")
+        db.session.execute(text("DROP TABLE search_documents"))
+        db.session.execute(text("DELETE FROM search_state"))
+        db.session.commit()
+        pg_backend.forget_tables()
+        result = search_cases(desk, SearchParams(q="VPN"), log_misses=False)
+        assert result.unavailable and result.total == 0
+        client = app.test_client()
+        assert app.test_cli_runner().invoke(args=["search", "check"]).exit_code == 1
+        assert app.test_cli_runner().invoke(args=["search", "reindex"]).exit_code == 0
+        assert search_cases(desk, SearchParams(q="VPN"), log_misses=False).total == 1
+        assert client.get("/healthz").status_code in (200, 503)
+
+
+# --- rum ----------------------------------------------------------------------------------------
+
+def test_rum_is_detected_and_used_for_broad_queries_or_left_alone(tmp_path, request, monkeypatch):
+    with backend_app("postgres", tmp_path, request) as app:
+        desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+        shobara = accounts.create_user("shobara", "table-password-1", "municipal", _by_name()["庄原市"])
+        db.session.commit()
+        for n in range(12):
+            add(f"VPN 接続の事例 {n}", "福山市", "all", body="VPN " * (n + 1))
+        add("非公開の VPN 事例", "呉市", "private", body="VPN VPN VPN")
+        with db.engine.connect() as connection:
+            available = pg_backend.rum_available(connection)
+            installed = pg_backend.rum_installed(connection)
+        assert installed == available   # installed wherever the server has it
+        assert pg_backend.rum_in_use() == available
+        full = search_cases(shobara, SearchParams(q="VPN 接続", per_page=5), log_misses=False)
+        monkeypatch.setattr(pg_backend, "RUM_MIN_HITS", 1)
+        monkeypatch.setattr(pg_backend, "RUM_POOL", 8)
+        pooled = search_cases(shobara, SearchParams(q="VPN 接続", per_page=5), log_misses=False)
+        assert pooled.total == full.total == 12
+        assert len(pooled.hits) == 5 and all(h.case.title != "非公開の VPN 事例" for h in pooled.hits)
+        assert search_cases(desk, SearchParams(q="VPN", per_page=5), log_misses=False).total == 13
+
+
+# --- bad configuration and hostile input ------------------------------------------------------
+
+@pytest.mark.parametrize("name,database", [("elastic", "sqlite"), ("postgres", "sqlite")])
+def test_a_wrong_backend_setting_is_named_not_a_500(tmp_path, name, database):
+    class Config(TestingConfig):
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'x.db'}"
+        SEARCH_INDEX_DIR = str(tmp_path / "index")
+        SEARCH_BACKEND = name
+
+    app = create_app(Config)
+    with app.app_context():
+        db.create_all()
+        load_reference(ROOT / "content")
+        desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+        db.session.commit()
+        add("VPN がつながらない")   # the write is kept (on the outbox) whatever the setting
+        result = search_cases(desk, SearchParams(q="VPN"), log_misses=False)
+        assert result.unavailable and "SEARCH_BACKEND" in result.unavailable
+        cli = app.test_cli_runner().invoke(args=["search", "reindex"])
+        assert cli.exit_code == 1 and "SEARCH_BACKEND" in cli.output
+        db.session.remove()
+        db.engine.dispose()
+
+
+HOSTILE = ["'", "\\", "a'b", "'':*", "!!", "& | !", "(((", "VPN:*", "VPN & !プリンタ", "<->", "\u0000x",
+           "ＶＰＮ" * 300, '"', '"\'"', "🙂", "%_", "\\'; DROP TABLE cases; --"]
+
+
+def test_hostile_queries_never_fail(search_app):
+    desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+    token = accounts.create_token(desk)
+    db.session.commit()
+    add("VPN がつながらない")
+    client = search_app.test_client()
+    for q in HOSTILE:
+        response = client.get("/api/v1/cases", query_string={"q": q}, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code in (200, 400), (q, response.status_code)
+    assert search_cases(desk, SearchParams(q="VPN"), log_misses=False).total == 1
