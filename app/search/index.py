@@ -112,7 +112,14 @@ def _numeric_column(column, doccount: int) -> np.ndarray:
         out = np.full(doccount, raw_reader._default, dtype=values.dtype)
         out[: len(values)] = values[:doccount]
         return out
-    return np.array(list(column), dtype=np.int64)
+    # Value by value: a document without a value reads as the column's "missing" default, which for
+    # an unsigned 64-bit column is beyond int64 (seen under load while publishes were written);
+    # such a value becomes -1 (no case, no date) instead of an OverflowError.
+    limit = np.iinfo(np.int64).max
+    values = np.fromiter((v if isinstance(v, int) and 0 <= v <= limit else -1 for v in column), dtype=np.int64)
+    out = np.full(doccount, -1, dtype=np.int64)
+    out[: min(len(values), doccount)] = values[:doccount]
+    return out
 
 
 class SegmentArrays:
