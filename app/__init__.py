@@ -69,6 +69,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     from app.attachments import bp as attachments_bp
     from app.notifications import bp as notifications_bp
     from app.reports import bp as reports_bp
+    from app.experts import bp as experts_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(questions_bp)
@@ -78,6 +79,7 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     app.register_blueprint(attachments_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(experts_bp)
     app.register_blueprint(api_bp)
     csrf.exempt(api_bp)
 
@@ -227,4 +229,6 @@ def _register_home(app: Flask) -> None:
             return redirect(url_for("questions.queue"))
         if current_user.role == "admin":
             return redirect(url_for("admin.municipalities"))
+        if current_user.role == "expert":
+            return redirect(url_for("experts.requests"))
         return redirect(url_for("questions.index"))

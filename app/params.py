@@ -11,7 +11,7 @@ from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
-from app.search.service import SORTS, SearchParams
+from app.search.service import KINDS, SORTS, SearchParams
 from app.services.accounts import find_municipality
 from app.services.validation import MAX_DB_INT, find_category, parse_int  # noqa: F401  (parse_int: for views)
 
@@ -84,7 +84,7 @@ def has_lone_surrogates(value) -> bool:
 
 # --- search parameters (the search page and GET /api/v1/cases) -------------------------------------
 
-LABELS = {"municipality": "市町", "category": "分類", "from": "公開日（から）", "to": "公開日（まで）",
+LABELS = {"municipality": "市町", "category": "分類", "kind": "種類", "from": "公開日（から）", "to": "公開日（まで）",
           "sort": "並び順", "page": "ページ", "per_page": "1ページの件数"}
 
 
@@ -108,6 +108,11 @@ def search_params_from(args, per_page_default: int = 20, per_page_max: int = 100
             errors["municipality"] = f"市町「{municipality}」が見つかりません。"
         else:
             params.municipality = str(found.id)
+    kind = (args.get("kind") or "").strip()
+    if kind in KINDS:
+        params.kind = kind
+    elif kind:
+        errors["kind"] = "種類は case（事例）または article（記事）で指定してください。"
     for name in ("from", "to"):
         raw = (args.get(name) or "").strip()
         if raw:

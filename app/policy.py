@@ -70,12 +70,15 @@ def can_ask(user: User | None) -> bool:
 
 
 def can_view_question(user: User | None, question: Question) -> bool:
-    return sees_everything(user) or _member_of(user, question.municipality_id)
+    return (sees_everything(user) or _member_of(user, question.municipality_id)
+            or expert_assigned_to_question(user, question))
 
 
 def visible_questions_clause(user: User | None) -> ColumnElement[bool]:
     if sees_everything(user):
         return true()
+    if is_expert(user):
+        return expert_questions_clause(user)
     if user is None or not user.is_enabled or user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
         return false()
     if user.municipality_id is None:
@@ -286,6 +289,11 @@ def can_edit_case(user: User | None, case: Case) -> bool:
     return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value
 
 
+def can_write_article(user: User | None) -> bool:
+    """Articles (お知らせ・手順書・注意喚起) are written by the help desk; afterwards they are cases."""
+    return is_helpdesk(user)
+
+
 def can_publish_case(user: User | None, case: Case) -> bool:
     return is_helpdesk(user) and case.state == CaseState.DRAFT.value
 
@@ -345,6 +353,78 @@ def can_export_cases(user: User | None) -> bool:
     return sees_everything(user)
 
 
+# --- the life of a case: history, review, reports, reuse, tags and categories --------------------
+
+def can_read_case_history(user: User | None, case: Case) -> bool:
+    """Revisions (who, when, what) are for those who may edit the case: the help desk (an archived
+    case's history too: the help desk restores it)."""
+    return is_helpdesk(user)
+
+
+def can_read_revision_text(user: User | None, case: Case, revision) -> bool:
+    """A revision's text: never for anyone who could not read the case then (as that revision
+    was shared) and now."""
+    scope = case_scope(user)
+    return can_read_case_history(user, case) and scope_allows(scope, case) and scope_allows(scope, revision)
+
+
+def can_restore_revision(user: User | None, case: Case) -> bool:
+    """Bring an earlier revision back as a new one: an edit, so whoever may edit the case."""
+    return can_edit_case(user, case)
+
+
+def can_review_cases(user: User | None) -> bool:
+    """The list of cases past their review date, confirming them, the readers' reports queue."""
+    return is_helpdesk(user)
+
+
+def can_confirm_case(user: User | None, case: Case) -> bool:
+    return is_helpdesk(user) and case.state == CaseState.PUBLISHED.value
+
+
+def can_report_case(user: User | None, case: Case) -> bool:
+    """Any reader of a published case says it is outdated, wrong or incomplete (the help desk
+    corrects it directly instead)."""
+    return (case.state == CaseState.PUBLISHED.value and user is not None and user.is_enabled
+            and not is_helpdesk(user) and can_view_case(user, case))
+
+
+def can_handle_case_reports(user: User | None) -> bool:
+    return is_helpdesk(user)
+
+
+def can_supersede_case(user: User | None, case: Case) -> bool:
+    """Point a case to the newer case that replaces it."""
+    return is_helpdesk(user) and case.state != CaseState.ARCHIVED.value
+
+
+def municipality_may_read(municipality_id: int, case: Case) -> bool:
+    """Whether the members of a municipality read the case (the rule every page applies)."""
+    return scope_allows(member_scope(municipality_id), case)
+
+
+def can_link_case(user: User | None, question: Question, case: Case) -> bool:
+    """「この事例で回答」: the help desk answers with a published case that the asking municipality
+    may read (otherwise the answer would point to what the asker cannot open)."""
+    return (can_answer(user, question) and case.state == CaseState.PUBLISHED.value
+            and municipality_may_read(question.municipality_id, case))
+
+
+def can_ask_about_case(user: User | None, case: Case) -> bool:
+    """「この事例について相談する」: staff who may ask and may read the case."""
+    return can_ask(user) and can_view_case(user, case)
+
+
+def can_curate_taxonomy(user: User | None) -> bool:
+    """Rename, merge and retire tags and categories, set review periods: the help desk."""
+    return is_helpdesk(user)
+
+
+def can_list_unused_taxonomy(user: User | None) -> bool:
+    """Tags and categories no case or question uses: administrators (and the help desk)."""
+    return sees_everything(user)
+
+
 # --- reports ----------------------------------------------------------------------------------
 
 def can_view_dashboard(user: User | None) -> bool:
@@ -380,3 +460,156 @@ def get_readable_attachment(user: User | None, attachment_id: int) -> Attachment
     attachment = db.session.get(Attachment, attachment_id)
     return attachment if attachment is not None and can_read_attachment(user, attachment) else None
 
+
+
+# --- shared IT experts (issue 13) -------------------------------------------------------------
+# Experts (role ``expert``) see only the requests they are assigned to (an active assignment)
+# and, through them, the question threads those requests came from. They read no case of the
+# library (their ``case_scope`` is empty). A request is seen by the help desk and administrators,
+# the members of the requesting municipality and of every municipality that shares its cost.
+
+from app.models.expert import (  # noqa: E402
+    AssignmentShare, ExpertAssignment, ExpertProposal, ExpertRequest, ProposalStatus, RequestStatus,
+)
+from app.models.expert import Expert as _Expert  # noqa: E402
+
+
+def is_expert(user: User | None) -> bool:
+    return bool(user and user.is_enabled and user.role == Role.EXPERT.value)
+
+
+def _expert_request_ids(user: User):
+    """The requests the expert works on now (a select of ids)."""
+    return (select(ExpertAssignment.request_id)
+            .join(_Expert, _Expert.id == ExpertAssignment.expert_id)
+            .where(_Expert.user_id == user.id, ExpertAssignment.is_active.is_(True)))
+
+
+def expert_questions_clause(user: User | None) -> ColumnElement[bool]:
+    """The threads an expert reads: those their active requests came from."""
+    if not is_expert(user):
+        return false()
+    thread_ids = select(ExpertRequest.question_id).where(
+        ExpertRequest.id.in_(_expert_request_ids(user)), ExpertRequest.question_id.is_not(None))
+    return Question.id.in_(thread_ids)
+
+
+def expert_assigned_to_question(user: User | None, question: Question) -> bool:
+    if not is_expert(user):
+        return False
+    return db.session.scalar(select(Question.id).where(Question.id == question.id,
+                                                       expert_questions_clause(user))) is not None
+
+
+def can_expert_answer(user: User | None, question: Question) -> bool:
+    """The assigned expert answers into the thread their request came from while it is open."""
+    return question.is_active and expert_assigned_to_question(user, question)
+
+
+def can_manage_experts(user: User | None) -> bool:
+    """The registry, the skills vocabulary, proposals: the prefecture's help desk."""
+    return is_helpdesk(user)
+
+
+def can_view_experts(user: User | None) -> bool:
+    """The registry and the reports: the help desk and administrators."""
+    return sees_everything(user)
+
+
+def can_file_request(user: User | None) -> bool:
+    """Municipal staff of a member municipality ask for an expert."""
+    return can_ask(user)
+
+
+def can_convert_question(user: User | None, question: Question) -> bool:
+    """The help desk turns a question into a request when it needs deeper expertise."""
+    return is_helpdesk(user) and can_view_question(user, question)
+
+
+def uses_expert_pages(user: User | None) -> bool:
+    return bool(user and user.is_enabled and (
+        sees_everything(user) or is_expert(user)
+        or (user.role in (Role.MUNICIPAL.value, Role.VIEWER.value) and user.municipality_id is not None)))
+
+
+def visible_requests_clause(user: User | None) -> ColumnElement[bool]:
+    if sees_everything(user):
+        return true()
+    if is_expert(user):
+        return ExpertRequest.id.in_(_expert_request_ids(user))
+    if user is None or not user.is_enabled or user.role not in (Role.MUNICIPAL.value, Role.VIEWER.value):
+        return false()
+    if user.municipality_id is None:
+        return false()
+    sharing = (select(ExpertAssignment.request_id)
+               .join(AssignmentShare, AssignmentShare.assignment_id == ExpertAssignment.id)
+               .where(AssignmentShare.municipality_id == user.municipality_id))
+    return or_(ExpertRequest.municipality_id == user.municipality_id, ExpertRequest.id.in_(sharing))
+
+
+def can_view_request(user: User | None, request: ExpertRequest) -> bool:
+    return db.session.scalar(select(ExpertRequest.id).where(
+        ExpertRequest.id == request.id, visible_requests_clause(user))) is not None
+
+
+def get_visible_request(user: User | None, request_id: int) -> ExpertRequest | None:
+    return db.session.scalar(select(ExpertRequest).where(ExpertRequest.id == request_id,
+                                                         visible_requests_clause(user)))
+
+
+def is_requester_staff(user: User | None, request: ExpertRequest) -> bool:
+    return _staff_of(user, request.municipality_id)
+
+
+def can_see_suggestions(user: User | None, request: ExpertRequest) -> bool:
+    """Ranked suggestions (with every expert's reasons) are the prefecture's working view."""
+    return is_helpdesk(user) and request.status in (RequestStatus.OPEN.value, RequestStatus.PROPOSED.value)
+
+
+def can_propose(user: User | None, request: ExpertRequest) -> bool:
+    return is_helpdesk(user) and request.status == RequestStatus.OPEN.value
+
+
+def can_withdraw_proposal(user: User | None, proposal: ExpertProposal) -> bool:
+    return is_helpdesk(user) and proposal.status == ProposalStatus.PENDING.value
+
+
+def can_answer_proposal(user: User | None, proposal: ExpertProposal) -> bool:
+    """The requesting municipality's staff accept or decline the expert the prefecture proposes."""
+    return proposal.status == ProposalStatus.PENDING.value and _staff_of(user, proposal.request.municipality_id)
+
+
+def can_close_request(user: User | None, request: ExpertRequest) -> bool:
+    """The help desk or the requesting municipality's staff end a request (and its assignment)."""
+    if request.status == RequestStatus.CLOSED.value:
+        return False
+    return is_helpdesk(user) or _staff_of(user, request.municipality_id)
+
+
+def can_post_request_message(user: User | None, request: ExpertRequest) -> bool:
+    if request.status == RequestStatus.CLOSED.value:
+        return False
+    if is_helpdesk(user) or _staff_of(user, request.municipality_id):
+        return True
+    return is_expert(user) and can_view_request(user, request)
+
+
+def can_view_expert_reports(user: User | None) -> bool:
+    return sees_everything(user)
+
+
+# --- procurement knowledge ----------------------------------------------------------------------
+
+def can_edit_procurement(user: User | None, case: Case) -> bool:
+    """The structured fields of a procurement case: the help desk, as it curates the case."""
+    return can_edit_case(user, case)
+
+
+def can_view_procurement(user: User | None, case: Case) -> bool:
+    """Whoever may read the case reads its procurement fields (the buyer as ``can_see_owner``)."""
+    return can_view_case(user, case)
+
+
+def is_owner_member(user: User | None, case: Case) -> bool:
+    """Staff or viewers of the municipality that owns the case."""
+    return _member_of(user, case.municipality_id)

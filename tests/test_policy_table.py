@@ -24,7 +24,7 @@ OWNER = "三原市"                       # groups: 共同利用2 (with 世羅�
 RELATIONS = {"same": "三原市", "neighbour": "竹原市", "group": "世羅町", "other": "庄原市", "observer": "倉敷市"}
 VISIBILITIES, STATES = ("private", "neighbours", "all"), ("draft", "published", "archived")
 ACTORS = [(role, rel) for role in ("municipal", "viewer") for rel in RELATIONS if not (role == "municipal" and rel == "observer")]
-ACTORS += [("viewer", "observer"), ("helpdesk", None), ("admin", None)]
+ACTORS += [("viewer", "observer"), ("helpdesk", None), ("admin", None), ("expert", None)]
 ACTORS = list(dict.fromkeys(ACTORS))
 CASES = list(itertools.product(VISIBILITIES, STATES, (False, True)))
 # Rows that break visibility <= consent (which the services never write): readers must still see
@@ -39,6 +39,8 @@ WIDTH = {"private": 0, "neighbours": 1, "all": 2}
 def may_view(role, rel, visibility, state):
     if role in ("helpdesk", "admin"):
         return True
+    if role == "expert":  # experts read only the requests and threads they are assigned to
+        return False
     if state == "archived":
         return False
     if rel == "same":
@@ -252,3 +254,129 @@ def test_no_notification_or_mail_carries_what_its_recipient_may_not_read(world, 
 def test_the_table_covers_every_relation_and_case():
     assert {rel for _role, rel in ACTORS} == set(RELATIONS) | {None}
     assert len(CASES) == 18
+
+
+# --- the life of a case: revisions, reports, reuse (issue 12) ------------------------------------
+
+def expected_lifecycle(role, rel, visibility, state):
+    view = may_view(role, rel, visibility, state)
+    return {
+        "history": role == "helpdesk",
+        "revision_text": role == "helpdesk",
+        "restore_revision": role == "helpdesk" and state != "archived",
+        "report": view and state == "published" and role != "helpdesk",
+        "handle_reports": role == "helpdesk",
+        "confirm": role == "helpdesk" and state == "published",
+        "supersede": role == "helpdesk" and state != "archived",
+        "ask_about": view and role == "municipal" and rel != "observer",
+        "asker_may_read_link": state == "published" and (visibility == "all" or rel in ("same",)
+                                                         or (visibility == "neighbours" and rel in ("neighbour", "group"))),
+    }
+
+
+@pytest.mark.parametrize("role,rel", ACTORS)
+def test_revision_report_and_reuse_rules_match_the_table(world, role, rel):
+    from types import SimpleNamespace
+
+    from app.models import Question
+
+    app = world["app"]
+    with app.app_context():
+        user = accounts.get_user(world["users"][(role, rel)])
+        asker_municipality = None
+        if rel is not None:
+            asker_municipality = db.session.scalar(select(Municipality.id).where(Municipality.name == RELATIONS[rel]))
+        for (visibility, state, anonymous, consent), case_id in world["cases"].items():
+            case = db.session.get(Case, case_id)
+            shared = visibility if WIDTH[visibility] <= WIDTH[consent] else consent
+            want = expected_lifecycle(role, rel, shared, state)
+            # A revision as the case was then: the rule also asks whether the reader could read it then.
+            then = SimpleNamespace(state=case.state, municipality_id=case.municipality_id,
+                                   shared_visibility=case.shared_visibility)
+            got = {
+                "history": policy.can_read_case_history(user, case),
+                "revision_text": policy.can_read_revision_text(user, case, then),
+                "restore_revision": policy.can_restore_revision(user, case),
+                "report": policy.can_report_case(user, case),
+                "handle_reports": policy.can_handle_case_reports(user),
+                "confirm": policy.can_confirm_case(user, case),
+                "supersede": policy.can_supersede_case(user, case),
+                "ask_about": policy.can_ask_about_case(user, case),
+                "asker_may_read_link": (asker_municipality is not None
+                                        and policy.municipality_may_read(asker_municipality, case)
+                                        and case.state == "published"),
+            }
+            if rel is None:
+                want["asker_may_read_link"] = False
+            assert got == want, (visibility, state, anonymous, consent)
+        # Reports and their outcomes reach only whom the rules allow (rendered when shown).
+        from app.models import CaseReport, Notification
+        from app.services import notifications
+
+        for (visibility, state, anonymous, consent), case_id in world["cases"].items():
+            shared = visibility if WIDTH[visibility] <= WIDTH[consent] else consent
+            view = may_view(role, rel, shared, state)
+            report = CaseReport(case_id=case_id, reporter_id=user.id, reason="outdated", comment="古い",
+                                outcome="no_change")
+            db.session.add(report)
+            db.session.flush()
+            for kind in ("case_report", "case_report_outcome"):
+                n = Notification(user_id=user.id, kind=kind, case_id=case_id, post_type="case_report", post_id=report.id)
+                db.session.add(n)
+                db.session.flush()
+                shown = notifications.describe(n, user) is not None
+                wanted = view and (role == "helpdesk" if kind == "case_report" else True)
+                assert shown == wanted, (kind, visibility, state, anonymous, consent)
+        db.session.rollback()
+        question = db.session.get(Question, world["question"])
+        assert question is not None
+
+
+# --- the expert role (issue 13): assigned threads only -----------------------------------------
+
+def test_an_expert_reads_a_thread_only_while_assigned_to_a_request_made_from_it(world):
+    """The same question of the table: the unassigned expert row above reads nothing; once a
+    request made from the question is assigned to the expert, they read the thread (never its
+    internal notes) and may answer; the other expert still reads nothing; ending the request ends it."""
+    from app.models import Question, Skill
+    from app.services import experts as expert_service
+
+    app = world["app"]
+    with app.app_context():
+        desk = accounts.create_user("table-desk", "table-password-1", "helpdesk")
+        staff = accounts.get_user("asker")
+        expert_user = accounts.create_user("table-expert", "table-password-1", "expert")
+        other_expert = accounts.get_user(world["users"][("expert", None)])
+        skill = Skill(name="表のスキル", sort_order=99, is_active=True)
+        db.session.add(skill)
+        db.session.flush()
+        expert = expert_service.save_expert(desk, None, {"name": "表の専門人材", "days_per_month": "4",
+                                                         "work_style": "both", "username": "table-expert"})
+        question = db.session.get(Question, world["question"])
+        request = expert_service.file_request(desk, {"title": "表の依頼", "body": "本文", "period_start": "2027-04-01",
+                                                     "period_end": "2027-06-30", "days_per_month": "1",
+                                                     f"skill_{skill.id}": "2"}, question)
+        assert not policy.can_view_question(expert_user, question)
+        proposal = expert_service.propose(desk, request, {"expert_id": str(expert.id), "start": "2027-04-01",
+                                                          "end": "2027-06-30", "days_per_month": "1", "total_days": "3",
+                                                          "daily_rate": "1000", "contract_form": "outsourcing"})
+        assert not policy.can_view_question(expert_user, question)
+        expert_service.accept_proposal(staff, proposal)
+        db.session.commit()
+        for user, sees in ((expert_user, True), (other_expert, False)):
+            assert policy.can_view_question(user, question) is sees
+            assert policy.can_expert_answer(user, question) is sees
+            assert not policy.can_comment(user, question) and not policy.can_answer(user, question)
+            assert not policy.can_read_internal_notes(user) and not policy.can_run_desk(user, question)
+            listed = db.session.scalar(select(Question.id).where(Question.id == question.id,
+                                                                 policy.visible_questions_clause(user)))
+            assert (listed is not None) is sees
+        token = accounts.create_token(expert_user)
+        db.session.commit()
+        response = app.test_client().get(f"/api/v1/questions/{question.id}", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200 and "表の内部メモ" not in response.get_data(as_text=True)
+        expert_service.close_request(desk, request)
+        db.session.commit()
+        assert not policy.can_view_question(expert_user, question)
+        response = app.test_client().get(f"/api/v1/questions/{question.id}", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 404

@@ -303,3 +303,30 @@ def test_hostile_queries_never_fail(search_app):
         response = client.get("/api/v1/cases", query_string={"q": q}, headers={"Authorization": f"Bearer {token}"})
         assert response.status_code in (200, 400), (q, response.status_code)
     assert search_cases(desk, SearchParams(q="VPN"), log_misses=False).total == 1
+
+
+def test_a_superseded_case_ranks_below_its_replacement_only_for_readers_of_the_replacement(search_app):
+    """The older case (the query's words in its title) ranks first until a newer case the reader
+    may read supersedes it; then it comes after every other hit. A superseding case the reader may
+    not read changes nothing."""
+    from app.services import review
+
+    old = add("VPN 接続 の手順", body="VPN 接続 の設定")
+    new = add("新しい手順", body="VPN 接続 の設定")
+    hidden = add("VPN 接続 の非公開手順", owner="三次市", visibility="private", body="VPN 接続")
+    reader = accounts.create_user("shobara-s", "table-password-1", "municipal", _by_name()["庄原市"])
+    desk = accounts.create_user("desk-s", "table-password-1", "helpdesk", None)
+    db.session.commit()
+
+    def order():
+        return [h.case.id for h in search_cases(reader, SearchParams(q="VPN 接続"), log_misses=False).hits]
+
+    first = order()
+    assert hidden.id not in first and first.index(old.id) < first.index(new.id)
+    db.session.execute(Case.__table__.update().where(Case.id == old.id).values(superseded_by_id=hidden.id))
+    db.session.commit()
+    assert order() == first
+    review.set_superseded_by(desk, db.session.get(Case, old.id), str(new.id))
+    db.session.commit()
+    after = order()
+    assert after.index(new.id) < after.index(old.id)

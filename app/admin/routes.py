@@ -105,6 +105,16 @@ def categories():
     return render_template("admin/categories.html", categories=items, form=form)
 
 
+@bp.get("/taxonomy/unused")
+@role_required(policy.can_list_unused_taxonomy)
+def unused_taxonomy():
+    """Tags and categories that no case or question uses (candidates to retire)."""
+    from app.services import curation
+
+    return render_template("admin/unused.html", tags=curation.tag_rows(current_user, only_unused=True),
+                           categories=curation.category_rows(current_user, only_unused=True))
+
+
 @bp.get("/audit")
 @role_required(policy.can_administer)
 def audit_log():

@@ -132,6 +132,11 @@ _QUESTION = {
     ]
 }
 
+_CASE_KIND = {"type": "string", "enum": ["case", "article"],
+              "description": "case: curated from a question; article: お知らせ・手順書・注意喚起 written by the help desk"}
+_ARTICLE_TYPE = {"type": "string", "enum": ["notice", "procedure", "advisory"], "nullable": True,
+                 "description": "an article's type (notice お知らせ, procedure 手順書, advisory 注意喚起); null for a case"}
+
 _SEARCH_HIT = {
     "type": "object",
     "required": ["id", "title", "snippet", "score"],
@@ -146,6 +151,8 @@ _SEARCH_HIT = {
         "visibility": {"type": "string", "enum": ["private", "neighbours", "all"], "nullable": True,
                        "description": "null for an anonymous case outside its owner and the help desk"},
         "anonymous": {"type": "boolean"},
+        "kind": _CASE_KIND,
+        "article_type": _ARTICLE_TYPE,
         "published_at": {"type": "string", "format": "date-time", "nullable": True},
         "updated_at": {"type": "string", "format": "date-time"},
     },
@@ -161,6 +168,9 @@ _CASE = {
         "title": {"type": "string"},
         "title_html": {"type": "string"},
         "state": {"type": "string", "enum": ["draft", "published", "archived"]},
+        "kind": _CASE_KIND,
+        "article_type": _ARTICLE_TYPE,
+        "article_type_label": {"type": "string", "nullable": True, "description": "お知らせ, 手順書 or 注意喚起"},
         "visibility": {"type": "string", "enum": ["private", "neighbours", "all"], "nullable": True,
                        "description": "how far it is shared; null for an anonymous case outside its owner and the help desk"},
         "anonymous": {"type": "boolean"},
@@ -399,6 +409,8 @@ _DOCUMENT = {
                     {"name": "category", "in": "query", "schema": {"type": "string"}},
                     {"name": "tag", "in": "query", "schema": {"type": "string"}},
                     {"name": "municipality", "in": "query", "schema": {"type": "string"}, "description": "name, code, or `pref`"},
+                    {"name": "kind", "in": "query", "schema": {"type": "string", "enum": ["case", "article"]},
+                     "description": "cases only or articles only (facet `kind` counts both)"},
                     {"name": "from", "in": "query", "schema": {"type": "string", "format": "date"}},
                     {"name": "to", "in": "query", "schema": {"type": "string", "format": "date"}},
                     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": ["relevance", "newest"]}},

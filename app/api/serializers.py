@@ -120,6 +120,8 @@ def case_summary_json(case: Case, user: User | None) -> dict:
         "municipality": case_owner_json(case, user),
         "visibility": case_visibility_json(case, user),
         "anonymous": case.anonymous,
+        "kind": case.kind,
+        "article_type": case.article_type,
         "published_at": iso(case.published_at),
         "updated_at": iso(case.updated_at),
     }
@@ -133,6 +135,9 @@ def case_json(case: Case, user: User | None) -> dict:
         "title": case.title,
         "title_html": str(escape(case.title)),
         "state": case.state,
+        "kind": case.kind,
+        "article_type": case.article_type,
+        "article_type_label": case.article_type_label or None,
         "visibility": case_visibility_json(case, user),
         "anonymous": case.anonymous,
         "sharing_consent": case.sharing_consent if policy.can_see_sharing_route(user, case) else None,

@@ -2,7 +2,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, MultipleFileField, RadioField, SelectField, StringField, SubmitField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 
-from app.models import Visibility
+from app.models import ReportReason, Visibility
+from app.models.case import ArticleType
 
 
 class CaseForm(FlaskForm):
@@ -13,6 +14,9 @@ class CaseForm(FlaskForm):
     environment = TextAreaField("環境")
     cause = TextAreaField("原因")
     resolution = TextAreaField("対応")
+    # Articles only (the edit page shows it for an article).
+    article_type = RadioField("記事の種類", validate_choice=False,
+                              choices=[SelectChoice(t.value, t.label) for t in ArticleType])
     preview = SubmitField("プレビュー")
     submit = SubmitField("保存")
     save_and_publish = SubmitField("保存して公開")
@@ -50,3 +54,27 @@ class CaseAttachmentsForm(FlaskForm):
 
     files = MultipleFileField("ファイルを追加")
     submit = SubmitField("添付ファイルを保存")
+
+
+class ReportForm(FlaskForm):
+    """A reader's report: outdated, wrong or incomplete, with what is meant."""
+
+    reason = RadioField("どのような問題ですか", validate_choice=False,
+                        choices=[SelectChoice(r.value, r.label) for r in ReportReason])
+    comment = TextAreaField("どこが古い・誤り・不足なのか（ヘルプデスクに届きます）")
+    submit = SubmitField("ヘルプデスクに知らせる")
+
+
+class ArticleForm(FlaskForm):
+    """「記事を書く」: an article written by the help desk, without a question."""
+
+    title = StringField("件名")
+    article_type = RadioField("記事の種類", validate_choice=False,
+                              choices=[SelectChoice(t.value, t.label) for t in ArticleType])
+    category = SelectField("分類", validate_choice=False)
+    tags = StringField("タグ（「,」または「、」区切り）")
+    body = TextAreaField("本文")
+    files = MultipleFileField("添付ファイル")
+    preview = SubmitField("プレビュー")
+    submit = SubmitField("下書きとして保存")
+    save_and_publish = SubmitField("保存して公開へ進む")

@@ -4,22 +4,33 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.cases import bp
-from app.cases.forms import ArchiveForm, CaseAttachmentsForm, CaseForm, ConsentForm, NameForm, PublishForm, SimpleForm
+from app.cases.forms import (
+    ArchiveForm, ArticleForm, CaseAttachmentsForm, CaseForm, ConsentForm, NameForm, PublishForm, ReportForm,
+    SimpleForm,
+)
 from app.extensions import db
-from app.models import CASE_TEXT_FIELDS, Case, CaseState, Category, ConsentRequest, SensitiveName, Visibility, utcnow
+from app.models import (
+    Case, CaseState, Category, ConsentRequest, ReportOutcome, ReportReason, SensitiveName, Tag,
+    Visibility, utcnow,
+)
+from app.models.case import CaseKind
 from app.rendering import render_markdown
 from app.search.service import similar_cases
 from app.services import attachments as attachment_service
 from app.services import audit
 from app.services import cases as case_service
-from app.services import masking
+from app.services import curation, history, masking, review
+from app.services import questions as question_service
 from app.services import notifications as notification_service
 from app.services.errors import ServiceError
 from app.params import parse_int
-from app.web import apply_service_error, category_choices, commit_or_flash, page_arg, role_required, uploads_from
+from app.web import (
+    apply_service_error, commit_or_flash, local_path, page_arg, role_required, uploads_from,
+)
 
 
 def _visible_case_or_404(case_id: int) -> Case:
@@ -34,9 +45,15 @@ def _visible_case_or_404(case_id: int) -> Case:
 def index():
     state = request.args.get("state") or ""
     category_slug = request.args.get("category") or ""
+    kind = request.args.get("kind") or ""
+    if kind and kind not in {k.value for k in CaseKind}:
+        abort(400)
     query = select(Case).where(policy.visible_cases_clause(current_user))
-    if not policy.sees_everything(current_user):
+    if kind:
+        query = query.where(Case.kind == kind)
+    if not policy.sees_everything(current_user) and kind != CaseKind.ARTICLE.value:
         # 「自団体の事例」: the municipality's own cases; shared ones are found through 事例検索.
+        # The prefecture's articles shared with it are listed apart (kind=article).
         query = query.where(Case.municipality_id == current_user.municipality_id)
     if state:
         if state not in {s.value for s in CaseState}:
@@ -50,7 +67,8 @@ def index():
     page = db.paginate(query, page=page_arg(), per_page=20, error_out=False)
     categories = db.session.scalars(select(Category).order_by(Category.sort_order, Category.id)).all()
     return render_template(
-        "cases/index.html", page=page, state=state, category_slug=category_slug, categories=categories
+        "cases/index.html", page=page, state=state, category_slug=category_slug, categories=categories,
+        kind=kind, kinds=list(CaseKind),
     )
 
 
@@ -58,20 +76,29 @@ def index():
 @login_required
 def show(case_id: int):
     case = _visible_case_or_404(case_id)
+    if case_service.record_view(current_user, case, request.headers.get("User-Agent", "")):
+        db.session.commit()
+    return _case_page(case)
+
+
+def _case_page(case: Case, report_form=None, status: int = 200):
     consent_form = ConsentForm(formdata=None)
     consent_form.consent.data = case.sharing_consent
     related = similar_cases(current_user, f"{case.title}\n{case.issue}", limit=5, exclude=case.id)
-    if case_service.record_view(current_user, case, request.headers.get("User-Agent", "")):
-        db.session.commit()
     return render_template(
-        "cases/show.html", case=case, fields=CASE_TEXT_FIELDS, consent_form=consent_form, related=related,
+        "cases/show.html", case=case, fields=case.text_fields, consent_form=consent_form, related=related,
         simple_form=SimpleForm(formdata=None), archive_form=ArchiveForm(formdata=None),
         helpful_count=case_service.helpful_count(case),
         already_helpful=case_service.has_marked_helpful(current_user, case),
         open_request=case_service.open_consent_request(case), wider_choices=[
             v for v in Visibility if v.width > case.consent_enum.width],
         following_category=notification_service.follows(current_user, "category", case.category.slug),
-    )
+        newer_case=review.newer_case_for(current_user, case), past_due=review.is_past_due(case),
+        last_checked=review.last_checked_label(case), answered_count=question_service.questions_answered(case),
+        report_form=report_form or ReportForm(formdata=None), reports=review.reports_of_case(current_user, case),
+        superseded_by=(case.superseded_by if case.superseded_by is not None
+                       and policy.can_view_case(current_user, case.superseded_by) else None),
+    ), status
 
 
 @bp.route("/cases/<int:case_id>/edit", methods=["GET", "POST"])
@@ -81,17 +108,25 @@ def edit(case_id: int):
     if not policy.can_edit_case(current_user, case):
         abort(403)
     form = CaseForm(obj=None if request.method == "POST" else case)
-    form.category.choices = category_choices()
+    form.category.choices = [SelectChoice("", "選択してください")] + [
+        SelectChoice(c.slug, c.name) for c in curation.active_categories() or [case.category]]
+    if case.category.slug not in {choice.value for choice in form.category.choices}:
+        form.category.choices.append(SelectChoice(case.category.slug, f"{case.category.name}（使用停止）"))
     if request.method == "GET":
         form.category.data = case.category.slug
         form.tags.data = "、".join(t.name for t in case.tags)
+    fields = case.text_fields
+    for name, label in fields:
+        form[name].label.text = label  # an article's body is its ``issue``
     previews = None
     if form.validate_on_submit():
         if form.preview.data:
-            previews = {name: render_markdown(getattr(form, name).data) for name, _ in CASE_TEXT_FIELDS}
+            previews = {name: render_markdown(getattr(form, name).data) for name, _ in fields}
         else:
-            data = {name: getattr(form, name).data for name in
-                    ("title", "category", "tags", "issue", "environment", "cause", "resolution")}
+            names = ["title", "category", "tags", *(name for name, _ in fields)]
+            if case.is_article:
+                names.append("article_type")
+            data = {name: getattr(form, name).data for name in names}
             publishing = bool(form.save_and_publish.data)
             try:
                 case_service.update_case(current_user, case, data)
@@ -100,16 +135,51 @@ def edit(case_id: int):
                 apply_service_error(form, error)
             else:
                 db.session.commit()
+                noun = case.kind_label
                 if publishing:
-                    flash("事例を保存しました。公開範囲を選んで公開してください。", "success")
+                    flash(f"{noun}を保存しました。公開範囲を選んで公開してください。", "success")
                     return redirect(url_for("cases.publish", case_id=case.id, _anchor="share"))
-                flash("事例を保存しました。", "success")
+                flash(f"{noun}を保存しました。", "success")
                 return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
     return render_template(
-        "cases/edit.html", case=case, form=form, fields=CASE_TEXT_FIELDS, previews=previews,
+        "cases/edit.html", case=case, form=form, fields=fields, previews=previews,
         attachment_form=CaseAttachmentsForm(formdata=None),
         choosable=attachment_service.choosable_for_case(case), carried={a.id for a in case.attachments},
     )
+
+
+@bp.route("/cases/articles/new", methods=["GET", "POST"])
+@role_required(policy.can_write_article)
+def new_article():
+    """「記事を書く」: お知らせ・手順書・注意喚起, written directly (no question); saved as a draft, then
+    published through the same review of sensitive details as a case."""
+    form = ArticleForm()
+    form.category.choices = [SelectChoice("", "選択してください")] + [
+        SelectChoice(c.slug, c.name) for c in curation.active_categories()]
+    preview = None
+    if form.validate_on_submit():
+        if form.preview.data:
+            preview = render_markdown(form.body.data or "")
+        else:
+            data = {name: getattr(form, name).data for name in ("title", "article_type", "category", "tags", "body")}
+            uploads = uploads_from(form.files.name)
+            try:
+                case = case_service.create_article(current_user, data, uploads)
+            except ServiceError as error:
+                db.session.rollback()
+                apply_service_error(form, error)
+                if uploads:
+                    flash("添付ファイルは保存されていません。もう一度選んでください。", "error")
+            else:
+                db.session.commit()
+                if form.save_and_publish.data:
+                    flash("記事を下書きとして保存しました。公開範囲を選んで公開してください。", "success")
+                    return redirect(url_for("cases.publish", case_id=case.id, _anchor="share"))
+                flash("記事を下書きとして保存しました。", "success")
+                return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
+    elif request.method == "POST":
+        flash("送信を確認できませんでした（画面を開いてから時間が経った可能性があります）。内容を確かめて、もう一度送信してください。", "error")
+    return render_template("cases/new_article.html", form=form, preview=preview)
 
 
 # --- sharing: choose how far, review the findings, mask, publish --------------------------------
@@ -207,7 +277,7 @@ def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, e
         by_field.setdefault(finding["field"], []).append(finding)
     open_maskable = [f for f in findings if f["maskable"] and not f["kept"]]
     message = (" ".join(error.errors.values()) or error.message) if error is not None else None
-    fields = [("title", "件名")] + list(CASE_TEXT_FIELDS) + [("tags", "タグ"), ("attachments", "添付ファイル")]
+    fields = [("title", "件名")] + list(case.text_fields) + [("tags", "タグ"), ("attachments", "添付ファイル")]
     return render_template(
         "cases/publish.html", case=case, form=form, mode=mode, findings=findings, by_field=by_field,
         fields=fields, error=message, notice=notice, undo_token=undo_token, open_maskable=open_maskable,
@@ -257,7 +327,7 @@ def _share(case_id: int, mode: str):
             abort(403)
         return _sharing_page(case, form, mode, status=409 if error.status == 409 else 422, error=error)
     db.session.commit()
-    flash("事例を公開しました。" if mode == "publish" else "公開範囲を変更しました。", "success")
+    flash(f"{case.kind_label}を公開しました。" if mode == "publish" else "公開範囲を変更しました。", "success")
     return redirect(url_for("cases.show", case_id=case.id))
 
 
@@ -345,7 +415,7 @@ def print_view(case_id: int):
     who may read it (anyone else: not found), the owner hidden where the case is anonymous."""
     case = _visible_case_or_404(case_id)
     return render_template(
-        "cases/print.html", case=case, fields=CASE_TEXT_FIELDS, printed_at=utcnow(),
+        "cases/print.html", case=case, fields=case.text_fields, printed_at=utcnow(),
         address=url_for("cases.show", case_id=case.id, _external=True),
     )
 
@@ -475,3 +545,183 @@ def answer_consent(case_id: int, request_id: int):
     commit_or_flash(lambda: case_service.answer_consent_request(current_user, consent_request, decision == "accept"),
                     "共有範囲を広げることに同意しました。" if decision == "accept" else "依頼をお断りしました。")
     return redirect(url_for("cases.show", case_id=case.id, _anchor="consent"))
+
+
+# --- history ----------------------------------------------------------------------------------------
+
+def _history_case_or_404(case_id: int) -> Case:
+    case = _visible_case_or_404(case_id)
+    if not policy.can_read_case_history(current_user, case):
+        abort(403)
+    return case
+
+
+@bp.get("/cases/<int:case_id>/history")
+@login_required
+def history_view(case_id: int):
+    """Every revision: who, when, what; pick two to compare."""
+    case = _history_case_or_404(case_id)
+    revisions = history.revisions(db.session, case)
+    readable = {r.id for r in revisions if policy.can_read_revision_text(current_user, case, r)}
+    return render_template("cases/history.html", case=case, revisions=revisions, readable=readable,
+                           simple_form=SimpleForm(formdata=None))
+
+
+@bp.get("/cases/<int:case_id>/history/compare")
+@login_required
+def history_compare(case_id: int):
+    """Two revisions side by side; within a changed line, the characters that changed."""
+    case = _history_case_or_404(case_id)
+    numbers = [parse_int(request.args.get(name), minimum=1) for name in ("a", "b")]
+    if any(n is None for n in numbers):
+        flash("比べる2つの版を選んでください。", "error")
+        return redirect(url_for("cases.history_view", case_id=case.id))
+    older_no, newer_no = sorted(numbers)
+    by_number = {r.number: r for r in history.revisions(db.session, case)}
+    older, newer = by_number.get(older_no), by_number.get(newer_no)
+    if older is None or newer is None:
+        abort(404)
+    if not (policy.can_read_revision_text(current_user, case, older)
+            and policy.can_read_revision_text(current_user, case, newer)):
+        abort(403)
+    return render_template("cases/compare.html", case=case, older=older, newer=newer,
+                           fields=history.compare(db.session, older, newer), simple_form=SimpleForm(formdata=None))
+
+
+@bp.post("/cases/<int:case_id>/history/<int:number>/restore")
+@login_required
+def history_restore(case_id: int, number: int):
+    """Bring an earlier revision back as a new one (through the same checks as an edit)."""
+    case = _history_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    revision = next((r for r in history.revisions(db.session, case) if r.number == number), None)
+    if revision is None:
+        abort(404)
+    if commit_or_flash(lambda: case_service.restore_revision(current_user, case, revision),
+                       f"版{number}の内容を新しい版として復元しました。", error_status_aborts=(403,)):
+        return redirect(url_for("cases.show", case_id=case.id))
+    return redirect(url_for("cases.history_view", case_id=case.id))
+
+
+# --- review, reports, supersedes ----------------------------------------------------------------------
+
+@bp.get("/cases/review")
+@role_required(policy.can_review_cases)
+def review_queue():
+    """The help desk's list: cases past their review date, and readers' open reports."""
+    return render_template("cases/review.html", overdue=review.past_due(current_user),
+                           reports=review.open_reports(current_user), outcomes=list(ReportOutcome),
+                           simple_form=SimpleForm(formdata=None), last_checked=review.last_checked_label)
+
+
+@bp.post("/cases/<int:case_id>/confirm")
+@login_required
+def confirm(case_id: int):
+    """「内容を確認した（変更なし）」: a new review date."""
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: review.confirm(current_user, case),
+                    lambda c: f"確認済みにしました。次の見直しは {c.review_due.year}年{c.review_due.month}月{c.review_due.day}日です。")
+    back = local_path(request.form.get("back"))
+    return redirect(back or url_for("cases.show", case_id=case.id))
+
+
+@bp.post("/cases/<int:case_id>/reports")
+@login_required
+def report(case_id: int):
+    """A reader reports the case as outdated, wrong or incomplete."""
+    case = _visible_case_or_404(case_id)
+    form = ReportForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        review.report(current_user, case, form.reason.data, form.comment.data)
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        apply_service_error(form, error)
+        return _case_page(case, report_form=form, status=422 if error.status == 422 else 409)
+    db.session.commit()
+    flash("指摘を送りました。ヘルプデスクが対応すると、お知らせで結果をお伝えします。", "success")
+    return redirect(url_for("cases.show", case_id=case.id, _anchor="reports"))
+
+
+@bp.post("/cases/reports/<int:report_id>")
+@role_required(policy.can_handle_case_reports)
+def answer_report(report_id: int):
+    row = review.get_report(report_id)
+    if row is None or not SimpleForm().validate_on_submit():
+        abort(404)
+    commit_or_flash(lambda: review.answer_report(current_user, row, request.form.get("outcome"),
+                                                 request.form.get("note", "")),
+                    "指摘への対応を記録し、指摘した人に知らせました。")
+    return redirect(url_for("cases.review_queue", _anchor="reports"))
+
+
+@bp.post("/cases/<int:case_id>/supersede")
+@login_required
+def supersede(case_id: int):
+    case = _visible_case_or_404(case_id)
+    if not SimpleForm().validate_on_submit():
+        abort(400)
+    commit_or_flash(lambda: review.set_superseded_by(current_user, case, request.form.get("superseded_by", "").strip()),
+                    lambda c: (f"事例 #{c.superseded_by_id} に置き換えられた事例として設定しました。" if c.superseded_by_id
+                               else "置き換えの設定を外しました。"))
+    return redirect(url_for("cases.show", case_id=case.id, _anchor="lifecycle"))
+
+
+# --- tags and categories ----------------------------------------------------------------------------------
+
+@bp.get("/cases/taxonomy")
+@role_required(policy.can_curate_taxonomy)
+def taxonomy():
+    """Tags and categories with their counts: rename, merge, retire; review periods."""
+    return render_template("cases/taxonomy.html", tags=curation.tag_rows(current_user),
+                           categories=curation.category_rows(current_user),
+                           active_categories=curation.active_categories(), simple_form=SimpleForm(formdata=None))
+
+
+@bp.post("/cases/taxonomy/tags/<int:tag_id>")
+@role_required(policy.can_curate_taxonomy)
+def taxonomy_tag(tag_id: int):
+    tag = db.session.get(Tag, tag_id)
+    if tag is None or not SimpleForm().validate_on_submit():
+        abort(404)
+    action = request.form.get("action")
+    actions = {
+        "rename": (lambda: curation.rename_tag(current_user, tag, request.form.get("name")), "タグの名前を変えました。"),
+        "merge": (lambda: curation.merge_tag(current_user, tag, request.form.get("target")),
+                  "タグを統合しました。元の名前は検索の同義語として残ります。"),
+        "retire": (lambda: curation.retire_tag(current_user, tag, True), "タグを使用停止にしました。"),
+        "unretire": (lambda: curation.retire_tag(current_user, tag, False), "タグを使用中に戻しました。"),
+    }
+    if action not in actions:
+        abort(400)
+    commit_or_flash(*actions[action])
+    return redirect(url_for("cases.taxonomy", _anchor=f"tag-{tag.id}"))
+
+
+@bp.post("/cases/taxonomy/categories/<int:category_id>")
+@role_required(policy.can_curate_taxonomy)
+def taxonomy_category(category_id: int):
+    category = db.session.get(Category, category_id)
+    if category is None or not SimpleForm().validate_on_submit():
+        abort(404)
+    action = request.form.get("action")
+    actions = {
+        "rename": (lambda: curation.rename_category(current_user, category, request.form.get("name")),
+                   "分類の名前を変えました。"),
+        "merge": (lambda: curation.merge_category(current_user, category, request.form.get("target")),
+                  "分類を統合しました。元の名前は検索の同義語として残ります。"),
+        "retire": (lambda: curation.retire_category(current_user, category, True), "分類を使用停止にしました。"),
+        "unretire": (lambda: curation.retire_category(current_user, category, False), "分類を使用中に戻しました。"),
+        "review": (lambda: review.set_review_months(current_user, category, request.form.get("review_months", "").strip()),
+                   "見直しの間隔を保存しました。"),
+    }
+    if action not in actions:
+        abort(400)
+    commit_or_flash(*actions[action])
+    return redirect(url_for("cases.taxonomy", _anchor=f"category-{category.id}"))

@@ -7,6 +7,9 @@ from app.models.notification import (
     CaseView, Channel, ConsentRequest, MailOutbox, Notification, NotificationKind, NotificationPreference,
     QuestionSeen, Watch,
 )
+from app.models.knowledge import (
+    CaseReport, CaseRevision, CategorySettings, QuestionCaseRef, ReportOutcome, ReportReason, TagStatus,
+)
 from app.models.municipality import Municipality, MunicipalityGroup, NeighbourLink, group_members
 from app.models.search import SearchConsumer, SearchConsumerMark, SearchMiss, SearchOutbox, SearchSynonym
 from app.models.question import (
@@ -14,6 +17,11 @@ from app.models.question import (
 )
 from app.models.taxonomy import Category, Tag, case_tags, question_tags
 from app.models.user import ROLE_LABELS, ROLES_WITH_MUNICIPALITY, ApiToken, Role, User
+from app.models.expert import (
+    AssignmentShare, ContractForm, Expert, ExpertAssignment, ExpertKind, ExpertProposal, ExpertRequest, ExpertSkill,
+    ProposalStatus, RequestMessage, RequestSkill, RequestStatus, Skill, WorkStyle,
+)
+from app.models.procurement import ProcurementDetails
 
 __all__ = [
     "Attachment", "case_attachments", "CaseView", "Channel", "ConsentRequest", "MailOutbox", "Notification",
@@ -23,4 +31,5 @@ __all__ = [
     "InternalNote", "PostRevision", "CannedReply", "ROLE_LABELS",
     "ROLES_WITH_MUNICIPALITY", "Role", "SearchConsumer", "SearchConsumerMark", "SearchMiss", "SearchOutbox", "SearchSynonym", "Visibility", "Tag", "User", "as_utc", "case_tags",
     "group_members", "question_tags", "utcnow",
+    "CaseReport", "CaseRevision", "CategorySettings", "QuestionCaseRef", "ReportOutcome", "ReportReason", "TagStatus",
 ]

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text, UniqueConstraint, false
+from sqlalchemy import Boolean, Date, DateTime, ForeignKey, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -25,6 +25,31 @@ class CaseState(str, enum.Enum):
     def label(self) -> str:
         return {"draft": "下書き", "published": "公開", "archived": "アーカイブ"}[self.value]
 
+
+class CaseKind(str, enum.Enum):
+    """A case comes from a question; an article is written by the help desk directly."""
+
+    CASE = "case"
+    ARTICLE = "article"
+
+    @property
+    def label(self) -> str:
+        return {"case": "事例", "article": "記事"}[self.value]
+
+
+class ArticleType(str, enum.Enum):
+    NOTICE = "notice"
+    PROCEDURE = "procedure"
+    ADVISORY = "advisory"
+
+    @property
+    def label(self) -> str:
+        return {"notice": "お知らせ", "procedure": "手順書", "advisory": "注意喚起"}[self.value]
+
+
+# An article's one text field (its body is kept in ``issue``, so history, masking, the
+# sensitive-data check and search treat it like a case's text).
+ARTICLE_TEXT_FIELDS = (("issue", "本文"),)
 
 # The KCS-shaped text fields of a case, in display order, with their Japanese labels.
 CASE_TEXT_FIELDS = (
@@ -67,6 +92,15 @@ class Case(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Review: the day a published case is due to be checked again, and when it last was.
+    review_due: Mapped[date | None] = mapped_column(Date, index=True)
+    last_reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A newer case that replaces this one (readers who may read it see it first).
+    superseded_by_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"), index=True)
+    # "case" (curated from a question) or "article" (お知らせ・手順書・注意喚起, no question, owned by
+    # the prefecture); an article's type, null for a case.
+    kind: Mapped[str] = mapped_column(String(20), default=CaseKind.CASE.value, server_default="case", index=True)
+    article_type: Mapped[str | None] = mapped_column(String(20))
 
     category: Mapped[Category] = relationship()
     municipality: Mapped[Municipality | None] = relationship()
@@ -75,6 +109,7 @@ class Case(db.Model):
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
     updated_by: Mapped[User | None] = relationship(foreign_keys=[updated_by_id])
     consent_changed_by: Mapped[User | None] = relationship(foreign_keys=[consent_changed_by_id])
+    superseded_by: Mapped[Case | None] = relationship(foreign_keys=[superseded_by_id], remote_side=[id])
     helpful_marks: Mapped[list[CaseHelpful]] = relationship(back_populates="case", cascade="all, delete-orphan")
     attachments: Mapped[list[Attachment]] = relationship(secondary=case_attachments, order_by="Attachment.id")
 
@@ -95,6 +130,26 @@ class Case(db.Model):
     @property
     def state_enum(self) -> CaseState:
         return CaseState(self.state)
+
+    @property
+    def is_article(self) -> bool:
+        return self.kind == CaseKind.ARTICLE.value
+
+    @property
+    def kind_label(self) -> str:
+        return CaseKind(self.kind or CaseKind.CASE.value).label
+
+    @property
+    def article_type_label(self) -> str:
+        return ArticleType(self.article_type).label if self.article_type in _ARTICLE_TYPES else ""
+
+    @property
+    def text_fields(self) -> tuple[tuple[str, str], ...]:
+        """The text fields this kind of entry shows and edits, with their labels."""
+        return ARTICLE_TEXT_FIELDS if self.is_article else CASE_TEXT_FIELDS
+
+
+_ARTICLE_TYPES = {t.value for t in ArticleType}
 
 
 class CaseHelpful(db.Model):

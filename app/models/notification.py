@@ -26,6 +26,9 @@ class NotificationKind(str, enum.Enum):
     CONSENT_REQUEST = "consent_request"    # the help desk asks to widen a case's sharing consent
     CASE_PUBLISHED = "case_published"      # a case in a category or tag the user follows
     ACCOUNT = "account"                    # the user's role or municipality changed
+    CASE_REPORT = "case_report"            # a reader reported a case as outdated, wrong or incomplete
+    CASE_REPORT_OUTCOME = "case_report_outcome"  # the reporter learns what the help desk did
+    EXPERT_REQUEST = "expert_request"      # a request for an expert: filed, proposed, accepted, declined ...
 
     @property
     def label(self) -> str:
@@ -33,6 +36,8 @@ class NotificationKind(str, enum.Enum):
             "new_question": "新しい相談", "new_post": "回答・コメント", "status": "状態の変更（回答待ちなど）",
             "resolved": "解決", "case_drafted": "相談から事例の下書き", "consent_request": "共有範囲を広げる依頼",
             "case_published": "フォロー中の分類・タグの新しい事例", "account": "自分のアカウントの変更",
+            "case_report": "事例への指摘（内容が古い・誤り・不足）", "case_report_outcome": "自分の指摘への対応",
+            "expert_request": "専門人材の派遣依頼（依頼・提案・回答・決定）",
         }[self.value]
 
 

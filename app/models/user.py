@@ -17,6 +17,7 @@ class Role(str, enum.Enum):
     HELPDESK = "helpdesk"
     VIEWER = "viewer"
     ADMIN = "admin"
+    EXPERT = "expert"
 
     @property
     def label(self) -> str:
@@ -28,6 +29,7 @@ ROLE_LABELS = {
     Role.HELPDESK: "県ヘルプデスク",
     Role.VIEWER: "閲覧者",
     Role.ADMIN: "管理者",
+    Role.EXPERT: "専門人材",
 }
 
 ROLES_WITH_MUNICIPALITY = (Role.MUNICIPAL, Role.VIEWER)

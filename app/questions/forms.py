@@ -25,6 +25,7 @@ class QuestionForm(FlaskForm):
         default=Visibility.PRIVATE.value,
         validate_choice=False,
     )
+    about_case = HiddenField()
     preview = SubmitField("プレビュー")
     submit = SubmitField("相談を送信")
 
@@ -94,3 +95,12 @@ class CannedReplyForm(FlaskForm):
     title = StringField("名前（一覧に表示）")
     body = TextAreaField("本文")
     submit = SubmitField("保存する")
+
+
+class LinkCaseForm(FlaskForm):
+    """「この事例で回答」: the help desk answers with a case of the library."""
+
+    case_id = StringField("事例番号")
+    body = TextAreaField("添える文（空欄なら定型の文）")
+    await_reply = BooleanField("市町からの返事を待つ")
+    submit = SubmitField("この事例で回答")

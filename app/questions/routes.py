@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
+from wtforms.fields.choices import SelectChoice
 
 from app import policy
 from app.extensions import db
@@ -14,14 +15,15 @@ from app.models import (
     CannedReply, Case, Category, Comment, Municipality, Priority, Question, QuestionKind, QuestionStatus, Role,
     User, as_utc, utcnow,
 )
+from app.params import parse_int
 from app.questions import bp
 from app.questions.forms import (
-    AssignForm, CannedReplyForm, CloseForm, CommentForm, EditPostForm, HandlingForm, LinkForm, QuestionForm,
-    ReplyForm, ResolveForm, SimpleForm,
+    AssignForm, CannedReplyForm, CloseForm, CommentForm, EditPostForm, HandlingForm, LinkCaseForm, LinkForm,
+    QuestionForm, ReplyForm, ResolveForm, SimpleForm,
 )
 from app.rendering import render_markdown
 from app.services import attachments as attachment_service
-from app.services import notifications, seen
+from app.services import curation, notifications, seen
 from app.services import questions as question_service
 from app.services.errors import ServiceError
 from app.web import apply_service_error, category_choices, commit_or_flash, id_arg, page_arg, role_required, uploads_from
@@ -60,7 +62,15 @@ def index():
 @role_required(policy.can_ask)
 def ask():
     form = QuestionForm()
-    form.category.choices = category_choices()
+    form.category.choices = _active_category_choices()
+    about = None
+    if request.method == "GET" and request.args.get("case"):
+        about = _readable_case_arg(request.args.get("case"))
+        form.about_case.data = str(about.id)
+        if not form.title.data:
+            form.title.data = f"事例 #{about.id}「{about.title}」について"[:200]
+    elif form.about_case.data:
+        about = _readable_case_arg(form.about_case.data)
     preview_html = None
     if form.validate_on_submit():
         if form.preview.data:
@@ -71,7 +81,7 @@ def ask():
                     "title": form.title.data, "body": form.body.data, "category": form.category.data,
                     "tags": form.tags.data, "sharing_consent": form.sharing_consent.data, "kind": form.kind.data,
                     "priority": Priority.URGENT.value if form.urgent.data else Priority.NORMAL.value,
-                    "urgent_reason": form.urgent_reason.data,
+                    "urgent_reason": form.urgent_reason.data, "about_case": form.about_case.data,
                 }, uploads_from(form.files.name))
             except ServiceError as error:
                 db.session.rollback()
@@ -80,7 +90,21 @@ def ask():
                 db.session.commit()
                 flash("相談を受け付けました。県ヘルプデスクから回答があるとこのページに表示されます。", "success")
                 return redirect(url_for("questions.show", question_id=question.id))
-    return render_template("questions/ask.html", form=form, preview_html=preview_html)
+    return render_template("questions/ask.html", form=form, preview_html=preview_html, about=about)
+
+
+def _active_category_choices() -> list[SelectChoice]:
+    """Categories offered when asking: neither retired nor merged."""
+    return [SelectChoice("", "選択してください")] + [SelectChoice(c.slug, c.name) for c in curation.active_categories()]
+
+
+def _readable_case_arg(value) -> Case:
+    """The case of 「この事例について相談する」: one the asker may read (anything else: not found)."""
+    case_id = parse_int(value, minimum=1) if isinstance(value, str) else None
+    case = policy.get_visible_case(current_user, case_id) if case_id is not None else None
+    if case is None or not policy.can_ask_about_case(current_user, case):
+        abort(404)
+    return case
 
 
 # --- the thread ---------------------------------------------------------------------------------
@@ -97,7 +121,7 @@ def _helpdesk_choices() -> list[tuple[str, str]]:
 
 
 def _thread_page(question: Question, reply_form=None, comment_form=None, preview=None, status=200,
-                 seen_before=None):
+                 seen_before=None, link_case_form=None):
     reply_form = reply_form or ReplyForm(formdata=None, prefix="reply")
     reply_form.canned.choices = _canned_choices()
     assign_form = AssignForm(formdata=None, prefix="assign")
@@ -125,6 +149,9 @@ def _thread_page(question: Question, reply_form=None, comment_form=None, preview
         handling_form=handling_form,
         duplicate_form=LinkForm(formdata=None, prefix="duplicate"),
         merge_form=LinkForm(formdata=None, prefix="merge"),
+        link_case_form=link_case_form or LinkCaseForm(formdata=None, prefix="link"),
+        linked_cases={a.id: question_service.linked_case(a, current_user) for a in question.answers},
+        about_case=question_service.case_asked_about(question, current_user),
         preview=preview,
     ), status
 
@@ -238,6 +265,9 @@ def resolve(question_id: int):
         flash(error.errors.get("answer_id") or error.message, "error")
         return redirect(url_for("questions.show", question_id=question_id))
     db.session.commit()
+    if case.question_id != question.id:
+        flash(f"事例 #{case.id} で解決済みにしました。", "success")
+        return redirect(url_for("questions.show", question_id=question_id))
     if policy.can_edit_case(current_user, case):
         flash("解決済みにしました。この相談から事例の下書きを作成しました。内容を整えて公開してください。", "success")
         return redirect(url_for("cases.edit", case_id=case.id))
@@ -532,3 +562,27 @@ def delete_canned_reply(reply_id: int):
     db.session.commit()
     flash(f"定型文「{title}」を削除しました。", "success")
     return redirect(url_for("questions.canned_replies"))
+
+
+@bp.post("/questions/<int:question_id>/link-case")
+@login_required
+def link_case(question_id: int):
+    """「この事例で回答」: answer with a case the asking municipality may read; otherwise the form
+    says why it cannot be linked for this municipality."""
+    question = _visible_question_or_404(question_id)
+    form = LinkCaseForm(prefix="link")
+    if not form.validate_on_submit():
+        abort(400)
+    if not policy.is_helpdesk(current_user):
+        abort(403)
+    try:
+        answer = question_service.answer_with_case(current_user, question, {
+            "case_id": form.case_id.data, "body": form.body.data, "await_reply": bool(form.await_reply.data)})
+    except ServiceError as error:
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        apply_service_error(form, error)
+        return _thread_page(question, link_case_form=form, status=422)
+    db.session.commit()
+    return _posted(question, f"answer-{answer.id}", "事例で回答しました。")

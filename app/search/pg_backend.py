@@ -593,6 +593,8 @@ def _filters(params, scope) -> dict[str, object]:
         filters["tag"] = documents.c.tags.contains([tag_key(params.tag)])
     if params.municipality:
         filters["municipality"] = _owner(scope) == str(params.municipality)
+    if params.kind:
+        filters["kind"] = Case.kind == params.kind
     if params.date_from or params.date_to:
         published = func.coalesce(Case.published_at, Case.created_at)
         conditions = []
@@ -638,21 +640,24 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
     everything = flags(filters)
     owner = _owner(scope)
     facet_rows = db.session.execute(base(
-        Category.slug.label("slug"), owner.label("owner"),
+        Category.slug.label("slug"), owner.label("owner"), Case.kind.label("kind"),
         func.count().filter(flags([n for n in filters if n != "category"])).label("for_category"),
         func.count().filter(flags([n for n in filters if n != "municipality"])).label("for_municipality"),
+        func.count().filter(flags([n for n in filters if n != "kind"])).label("for_kind"),
         func.count().filter(everything).label("total"),
         func.count().label("unfiltered"),
-    ).group_by(Category.slug, owner)).all()
+    ).group_by(Category.slug, owner, Case.kind)).all()
     total = sum(r.total for r in facet_rows)
     unfiltered = sum(r.unfiltered for r in facet_rows)
-    category, municipality = Counter(), Counter()
+    category, municipality, kind = Counter(), Counter(), Counter()
     for r in facet_rows:
         if r.for_category:
             category[r.slug] += r.for_category
         if r.for_municipality:
             municipality[r.owner] += r.for_municipality
-    found = Found([], {}, total, unfiltered, {"category": category, "municipality": municipality})
+        if r.for_kind:
+            kind[r.kind] += r.for_kind
+    found = Found([], {}, total, unfiltered, {"category": category, "municipality": municipality, "kind": kind})
     if not total:
         return found, planner
     key = _published_key()
@@ -660,12 +665,17 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
         rows = db.session.execute(base(Case.id).where(everything).order_by(key.desc(), Case.id).limit(wanted)).all()
         found.ids = [r.id for r in rows]
         return found, planner
+    # A superseded case (a newer case replaces it) ranks below the others: its score counts half.
+    from app.search.service import superseded_for
+
+    # A superseded case (a newer case this reader may read replaces it) comes after all others.
+    demoted = sql_case((Case.id.in_(superseded_for(planner.scope)), 1), else_=0)
     score = func.round(cast(planner.ranked_score(parsed.words), Numeric), 6)
     statement = base(Case.id, score.label("score")).where(everything)
     if total > RUM_MIN_HITS and rum_in_use():
         pool = _rum_pool(planner, parsed, everything, base)
         statement = statement.where(Case.id.in_(pool))
-    rows = db.session.execute(statement.order_by(score.desc(), key.desc(), Case.id).limit(wanted)).all()
+    rows = db.session.execute(statement.order_by(demoted, score.desc(), key.desc(), Case.id).limit(wanted)).all()
     found.ids = [r.id for r in rows]
     found.scores = {r.id: float(r.score) for r in rows}
     return found, planner

@@ -22,12 +22,13 @@ from sqlalchemy.orm import selectinload
 
 from app import policy
 from app.extensions import db
-from app.models import Case, Category, Municipality, SearchMiss, SearchSynonym, User
+from app.models import Case, CaseState, Category, Municipality, SearchMiss, SearchSynonym, User
 from app.search import querying
 from app.search.analysis import normalise, tag_key
 from app.search.backend import SearchBackendError, get_backend
 from app.search.snippets import make_snippet
 from app.search.suggest import Suggestion, suggest
+from app.models.case import CaseKind
 from app.search.sync import (ANONYMOUS, PREFECTURE, IndexUnavailable, apply_pending, pending_exists, plain_text,
                              ready_index)
 
@@ -38,6 +39,7 @@ SIMILAR_RELATIVE_SCORE = 0.4
 TIE_MARGIN = 20
 JST = ZoneInfo("Asia/Tokyo")
 SORTS = ("relevance", "newest")
+KINDS = tuple(k.value for k in CaseKind)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class SearchParams:
     category: str = ""
     tag: str = ""
     municipality: str = ""      # a municipality id, or "pref" for the prefecture's own cases
+    kind: str = ""              # "case" or "article" (お知らせ・手順書・注意喚起); "" for both
     date_from: date | None = None
     date_to: date | None = None
     sort: str = "relevance"
@@ -137,7 +140,25 @@ def _day_start(day: date) -> int:
     return int(datetime.combine(day, time.min, JST).timestamp())
 
 
-def _filter_masks(cache, params: SearchParams, owner_field: str) -> dict[str, np.ndarray]:
+def articles_mask(cache) -> np.ndarray:
+    """The indexed documents that are articles. The kind is read from the database at query time
+    (published articles only: the index holds nothing else), so the index needs no field for it."""
+    ids = db.session.scalars(select(Case.id).where(Case.kind == CaseKind.ARTICLE.value,
+                                                   Case.state == CaseState.PUBLISHED.value)).all()
+    if not ids:
+        return np.zeros(cache.size, dtype=bool)
+    return np.isin(cache.case_ids(), np.asarray(ids))
+
+
+def _kind_facet(articles: np.ndarray, candidates: np.ndarray) -> Counter:
+    article_count = int(np.count_nonzero(candidates & articles))
+    case_count = int(np.count_nonzero(candidates)) - article_count
+    return Counter({k: n for k, n in ((CaseKind.CASE.value, case_count),
+                                      (CaseKind.ARTICLE.value, article_count)) if n})
+
+
+def _filter_masks(cache, params: SearchParams, owner_field: str, articles: np.ndarray | None = None,
+                  ) -> dict[str, np.ndarray]:
     """The user's filters as masks, by facet name (so a facet can be counted without its own).
     The municipality filter uses ``owner_field``: an anonymous case never answers to its
     municipality's name for readers who may not know it."""
@@ -148,6 +169,8 @@ def _filter_masks(cache, params: SearchParams, owner_field: str) -> dict[str, np
         masks["tag"] = cache.mask("tag", tag_key(params.tag))
     if params.municipality:
         masks["municipality"] = cache.mask(owner_field, str(params.municipality))
+    if params.kind and articles is not None:
+        masks["kind"] = articles if params.kind == CaseKind.ARTICLE.value else ~articles
     if params.date_from or params.date_to:
         published = cache.published()
         mask = np.ones(cache.size, dtype=bool)
@@ -172,7 +195,7 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
     except SearchBackendError as error:
         log.error("search refused: %s", error)
         page, per_page = max(1, params.page), max(1, params.per_page)
-        return SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page,
+        return SearchResult([], 0, False, {"category": [], "municipality": [], "kind": []}, page, per_page,
                             unavailable=f"検索の設定に誤りがあるため、いまは検索できません（{error}）。")
     try:
         return backend.search(user, params, log_misses=log_misses)
@@ -183,14 +206,14 @@ def search_cases(user: User | None, params: SearchParams, *, log_misses: bool = 
         log.error("search failed\n%s", traceback.format_exc())
         db.session.rollback()
         page, per_page = max(1, params.page), max(1, params.per_page)
-        return SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page,
+        return SearchResult([], 0, False, {"category": [], "municipality": [], "kind": []}, page, per_page,
                             unavailable=SEARCH_FAILED_MESSAGE)
 
 
 def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: bool = True) -> SearchResult:
     scope = policy.case_scope(user)
     page, per_page = max(1, params.page), max(1, params.per_page)
-    empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
+    empty = SearchResult([], 0, False, {"category": [], "municipality": [], "kind": []}, page, per_page)
     if scope.nothing:
         return empty
     try:
@@ -223,7 +246,8 @@ def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: 
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
     owner_field = "municipality" if scope.everything else "owner"
-    filters = _filter_masks(cache, params, owner_field)
+    articles = articles_mask(cache)
+    filters = _filter_masks(cache, params, owner_field, articles)
     unfiltered = candidates
     for mask in filters.values():
         candidates = candidates & mask
@@ -231,12 +255,15 @@ def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: 
     total = int(np.count_nonzero(candidates))
     # Each facet is counted with every filter but its own, so the other values stay choosable.
     facets = {}
-    for name in ("category", "municipality"):
+    for name in ("category", "municipality", "kind"):
         base = unfiltered
         for other, mask in filters.items():
             if other != name:
                 base = base & mask
-        facets[name] = _facet(cache, owner_field if name == "municipality" else name, base)
+        if name == "kind":
+            facets[name] = _kind_facet(articles, base)
+        else:
+            facets[name] = _facet(cache, owner_field if name == "municipality" else name, base)
     offset = (page - 1) * per_page
     wanted = offset + per_page
     if not total:
@@ -244,7 +271,8 @@ def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: 
     elif params.sort == "newest" or not parsed.words:
         ids, scores = _newest(cache, candidates, wanted), {}
     else:
-        ids, scores = _ranked(cache, querying.ranked_scores(view, parsed.words), candidates, wanted)
+        ids, scores = _ranked(cache, querying.ranked_scores(view, parsed.words), candidates, wanted,
+                              demoted=_superseded_mask(cache, scope, candidates))
     hits = _hits(user, ids[offset:wanted], scores, parsed.needles)
     capped = total > COUNT_CAP
     result = SearchResult(hits, min(total, COUNT_CAP), capped, _label_facets(facets), page, per_page,
@@ -289,17 +317,36 @@ def _newest(cache, candidates: np.ndarray, wanted: int) -> list[int]:
     return case_ids[order].tolist()
 
 
-def _ranked(cache, scores: np.ndarray, candidates: np.ndarray, wanted: int):
+def superseded_for(scope) -> object:
+    """Cases replaced by a newer case that this reader may read (a newer case they may not read
+    changes nothing for them, not even the order)."""
+    readable = select(Case.id).where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(scope))
+    return select(Case.id).where(Case.superseded_by_id.in_(readable))
+
+
+def _superseded_mask(cache, scope, candidates: np.ndarray) -> np.ndarray | None:
+    """Hits that a newer case (readable by this reader) replaces. Read from the database at query
+    time, so a new supersede link needs no reindex."""
+    superseded = db.session.scalars(superseded_for(scope)).all()
+    if not superseded:
+        return None
+    mask = np.isin(cache.case_ids(), np.asarray(superseded)) & candidates
+    return mask if mask.any() else None
+
+
+def _ranked(cache, scores: np.ndarray, candidates: np.ndarray, wanted: int, demoted: np.ndarray | None = None):
     """The best ``wanted`` documents by score; equal scores by publication date (newest first),
-    then case id, so results are stable across a reindex."""
+    then case id, so results are stable across a reindex. ``demoted`` documents (superseded
+    cases) come after all the others, in the same order among themselves."""
     docnums = np.nonzero(candidates)[0]
     rounded = np.round(scores[docnums].astype(np.float64), 6)
+    tier = demoted[docnums].astype(np.int8) if demoted is not None else np.zeros(len(docnums), dtype=np.int8)
     take = min(len(docnums), wanted + TIE_MARGIN)
     if take < len(docnums):
-        top = np.argpartition(-rounded, take - 1)[:take]
-        docnums, rounded = docnums[top], rounded[top]
+        top = np.argpartition(-(rounded - tier * 1e12), take - 1)[:take]
+        docnums, rounded, tier = docnums[top], rounded[top], tier[top]
     published, case_ids = cache.published()[docnums], cache.case_ids()[docnums]
-    order = np.lexsort((case_ids, -published, -rounded))[:wanted]
+    order = np.lexsort((case_ids, -published, -rounded, tier))[:wanted]
     ids = case_ids[order].tolist()
     return ids, dict(zip(ids, rounded[order].tolist()))
 
@@ -322,10 +369,13 @@ def _label_facets(facets) -> dict[str, list[tuple[str, str, int]]]:
             m = municipalities[int(key)]
             entries.append((m.code, m.name, count, m.code))
     entries.sort(key=lambda e: (-e[2], e[3]))
+    kinds = facets.get("kind") or {}
     return {
         "category": [(k, category_names.get(k, k), n) for k, n in
                      sorted(facets["category"].items(), key=lambda kv: (-kv[1], kv[0]))],
         "municipality": [(value, label, count) for value, label, count, _code in entries],
+        # 事例 / 記事, always in this order
+        "kind": [(k.value, k.label, kinds[k.value]) for k in CaseKind if kinds.get(k.value)],
     }
 
 
@@ -413,7 +463,7 @@ def postgres_search_cases(user: User | None, params: SearchParams, *, log_misses
 
     scope = policy.case_scope(user)
     page, per_page = max(1, params.page), max(1, params.per_page)
-    empty = SearchResult([], 0, False, {"category": [], "municipality": []}, page, per_page)
+    empty = SearchResult([], 0, False, {"category": [], "municipality": [], "kind": []}, page, per_page)
     if scope.nothing:
         return empty
     try:
@@ -447,7 +497,8 @@ def postgres_search_cases(user: User | None, params: SearchParams, *, log_misses
 
 
 def _has_filters(params: SearchParams) -> bool:
-    return bool(params.category or params.tag or params.municipality or params.date_from or params.date_to)
+    return bool(params.category or params.tag or params.municipality or params.kind or params.date_from
+                or params.date_to)
 
 
 def postgres_similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:

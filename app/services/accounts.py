@@ -124,7 +124,7 @@ def create_user(username: str, password: str, role: str, municipality: Municipal
     try:
         role_enum = Role(role)
     except ValueError:
-        errors["role"] = "役割は municipal・helpdesk・viewer・admin のいずれかです。"
+        errors["role"] = "役割は municipal・helpdesk・viewer・admin・expert のいずれかです。"
         role_enum = None
     if role_enum in ROLES_WITH_MUNICIPALITY and municipality is None:
         errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
@@ -189,7 +189,7 @@ def assign(user: User, role: str, municipality: Municipality | None, actor: User
     try:
         role_enum = Role(role)
     except ValueError:
-        raise ValidationFailed({"role": "役割は municipal・helpdesk・viewer・admin のいずれかです。"}) from None
+        raise ValidationFailed({"role": "役割は municipal・helpdesk・viewer・admin・expert のいずれかです。"}) from None
     if role_enum in ROLES_WITH_MUNICIPALITY and municipality is None:
         errors["municipality"] = "市町職員と閲覧者には所属する市町が必要です。"
     if role_enum is Role.MUNICIPAL and municipality is not None and municipality.is_observer:

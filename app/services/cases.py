@@ -11,16 +11,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.models import (
-    Answer, Case, CaseHelpful, CaseState, CaseView, ConsentRequest, Question, SensitiveName, User, Visibility, as_utc,
-    utcnow,
+    Answer, Case, CaseHelpful, CaseRevision, Category, CaseState, CaseView, ConsentRequest, Question, SensitiveName, User,
+    Visibility, as_utc, utcnow,
 )
 from app.search.sync import queue_case
 from app.services import attachments as attachment_service
-from app.services import audit
+from app.services import audit, curation, history, review
 from app.services import notifications
 from app.services.errors import Conflict, ConsentRequired, Forbidden, SensitiveDataFound, ValidationFailed
 from app.services.locking import lock_for_update
 from app.services.sensitive import find_sensitive
+from app.models.case import ArticleType, CaseKind
 from app.services.validation import (
     clean_body, clean_category, clean_consent, clean_title, parse_tag_names, tags_for,
 )
@@ -63,6 +64,49 @@ def create_draft_from_question(user: User, question: Question, answer: Answer) -
     return case
 
 
+# --- articles ---------------------------------------------------------------------------------
+
+ARTICLE_TYPES = {t.value: t for t in ArticleType}
+
+
+def clean_article_type(value, errors: dict[str, str], field: str = "article_type") -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        errors[field] = "記事の種類（お知らせ・手順書・注意喚起）を選んでください。"
+        return ""
+    if not isinstance(value, str) or value.strip() not in ARTICLE_TYPES:
+        errors[field] = "記事の種類は notice（お知らせ）、procedure（手順書）、advisory（注意喚起）のいずれかです。"
+        return ""
+    return value.strip()
+
+
+def create_article(user: User, data: dict, uploads=()) -> Case:
+    """The help desk writes an article (お知らせ・手順書・注意喚起) directly, as a draft: no question,
+    owned by the prefecture (which decides itself how far it is shared, at publication)."""
+    if not policy.can_write_article(user):
+        raise Forbidden("記事を書けるのは県ヘルプデスクだけです。")
+    errors: dict[str, str] = {}
+    title = clean_title(data.get("title"), errors)
+    article_type = clean_article_type(data.get("article_type"), errors)
+    category = curation.current_category(clean_category(data.get("category"), errors), errors)
+    tag_names = curation.current_tag_names(parse_tag_names(data.get("tags"), errors), errors)
+    body = clean_body(data.get("body"), errors, field="body", label="本文")
+    if errors:
+        raise ValidationFailed(errors)
+    case = Case(
+        kind=CaseKind.ARTICLE.value, article_type=article_type, title=title, issue=body, environment="",
+        cause="", resolution="", category=category, tags=tags_for(tag_names), municipality_id=None,
+        sharing_consent=Visibility.ALL.value, visibility=Visibility.PRIVATE.value, question=None,
+        state=CaseState.DRAFT.value, created_by=user, updated_by=user,
+    )
+    db.session.add(case)
+    db.session.flush()
+    history.note(db.session, case, "記事を作成", user)
+    if uploads:
+        update_attachments(user, case, [], uploads)
+    audit.record(user, "case.edit", case, f"#{case.id} {ArticleType(article_type).label}「{case.title}」を作成")
+    return case
+
+
 def update_case(user: User, case: Case, data: dict) -> Case:
     """Change the given fields (a partial update); unknown or absent keys are left alone."""
     lock_for_update(case)  # how far it is shared decides what the edit may add
@@ -74,12 +118,21 @@ def update_case(user: User, case: Case, data: dict) -> Case:
         changes["title"] = clean_title(data["title"], errors)
     for field, label in EDITABLE_TEXT.items():
         if field in data:
-            required = field in ("issue", "resolution")
+            # An article's body is kept in ``issue``; it has no other required text.
+            required = field == "issue" if case.is_article else field in ("issue", "resolution")
+            label = "本文" if case.is_article and field == "issue" else label
             changes[field] = clean_body(data[field], errors, field=field, label=label, required=required)
+    if "article_type" in data:
+        if case.is_article:
+            changes["article_type"] = clean_article_type(data["article_type"], errors)
+        elif data["article_type"] not in (None, ""):
+            errors["article_type"] = "記事の種類を付けられるのは記事だけです。"
     if "category" in data:
-        changes["category"] = clean_category(data["category"], errors)
+        changes["category"] = curation.current_category(clean_category(data["category"], errors), errors,
+                                                        keep=case.category)
     if "tags" in data:
-        changes["tags"] = parse_tag_names(data["tags"], errors)
+        changes["tags"] = curation.current_tag_names(parse_tag_names(data["tags"], errors), errors,
+                                                     keep=[t.name for t in case.tags])
     if errors:
         raise ValidationFailed(errors)
     if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE:
@@ -100,11 +153,44 @@ def update_case(user: User, case: Case, data: dict) -> Case:
         setattr(case, key, value)
     case.updated_by = user
     case.updated_at = utcnow()
+    if changed and case.state == CaseState.PUBLISHED.value:
+        # The help desk worked on the published text: that is a review too.
+        case.last_reviewed_at = case.updated_at
+        review.schedule(case, case.updated_at)
     db.session.flush()
     queue_case(case)
     if changed:
         audit.record(user, "case.edit", case, f"#{case.id} {case.title}: {', '.join(changed)}")
     return case
+
+
+# --- history ----------------------------------------------------------------------------------
+
+def get_revision(case: Case, revision_id) -> CaseRevision | None:
+    revision = db.session.get(CaseRevision, revision_id) if isinstance(revision_id, int) else None
+    return revision if revision is not None and revision.case_id == case.id else None
+
+
+def restore_revision(user: User, case: Case, revision: CaseRevision) -> Case:
+    """Bring an earlier revision's content (title, texts, category, tags) back as a new revision.
+    Sharing stays as it is (consent is the owner's decision). It is an edit: a case shared beyond
+    its owner takes back no detail the sensitive-data check finds (a masked IP address, say)."""
+    lock_for_update(case)
+    if not policy.can_restore_revision(user, case):
+        raise Forbidden("この事例の以前の版を復元することはできません。")
+    if revision.case_id != case.id or not policy.can_read_revision_text(user, case, revision):
+        raise Forbidden("この版を読むことはできません。")
+    current = history.snapshot(db.session, case)
+    wanted = {field: getattr(revision, field) for field in ("title", *EDITABLE_TEXT)}
+    category = db.session.get(Category, revision.category_id) if revision.category_id else None
+    if category is None:
+        category = case.category
+    if all(current[k] == v for k, v in wanted.items()) and current["tags"] == revision.tags \
+            and current["category_id"] == category.id:
+        raise Conflict(f"版{revision.number}は現在の内容と同じです。")
+    history.note(db.session, case, f"版{revision.number}を復元", user)
+    data = {**wanted, "category": category.slug, "tags": revision.tag_list}
+    return update_case(user, case, data)
 
 
 # --- sharing ----------------------------------------------------------------------------------
@@ -217,8 +303,11 @@ def publish_case(user: User, case: Case, visibility: str | None = None, anonymou
         raise Forbidden("この事例を公開することはできません。")
     errors: dict[str, str] = {}
     clean_title(case.title, errors)
-    clean_body(case.issue, errors, field="issue", label="症状・質問")
-    clean_body(case.resolution, errors, field="resolution", label="対応")
+    if case.is_article:
+        clean_body(case.issue, errors, field="issue", label="本文")
+    else:
+        clean_body(case.issue, errors, field="issue", label="症状・質問")
+        clean_body(case.resolution, errors, field="resolution", label="対応")
     if errors:
         raise ValidationFailed(errors)
     visibility, kept = _apply_sharing(user, case, visibility, anonymous, keep)
@@ -227,6 +316,7 @@ def publish_case(user: User, case: Case, visibility: str | None = None, anonymou
     case.published_at = now
     case.updated_at = now
     case.updated_by = user
+    review.schedule(case, now)
     db.session.flush()
     queue_case(case)
     audit.record(user, "case.publish", case,

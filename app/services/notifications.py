@@ -41,6 +41,8 @@ DEFAULT_CHANNELS = {
     NotificationKind.STATUS: Channel.EMAIL, NotificationKind.RESOLVED: Channel.APP,
     NotificationKind.CASE_DRAFTED: Channel.APP, NotificationKind.CONSENT_REQUEST: Channel.EMAIL,
     NotificationKind.CASE_PUBLISHED: Channel.DIGEST, NotificationKind.ACCOUNT: Channel.EMAIL,
+    NotificationKind.CASE_REPORT: Channel.EMAIL, NotificationKind.CASE_REPORT_OUTCOME: Channel.APP,
+    NotificationKind.EXPERT_REQUEST: Channel.EMAIL,
 }
 
 
@@ -188,6 +190,41 @@ def case_published(case: Case, actor: User) -> None:
             case_id=case.id)
 
 
+def case_reported(case: Case, report_id: int, actor: User) -> None:
+    """A reader reported a case (outdated, wrong, incomplete): the help desk's queue."""
+    _record(NotificationKind.CASE_REPORT, _helpdesk_users(), actor, case_id=case.id, post_type="case_report",
+            post_id=report_id)
+
+
+def case_report_answered(case: Case, report_id: int, reporter: User | None, actor: User) -> None:
+    """The reporter learns the outcome (shown only while they may still read the case)."""
+    _record(NotificationKind.CASE_REPORT_OUTCOME, [reporter], actor, case_id=case.id, post_type="case_report",
+            post_id=report_id)
+
+
+EXPERT_EVENTS = {
+    "filed": "新しい派遣依頼", "proposed": "専門人材の提案", "accepted": "提案が受け入れられました",
+    "declined": "提案が辞退されました", "withdrawn": "提案が取り下げられました", "assigned": "派遣が決まりました",
+    "closed": "派遣依頼が終了しました",
+}
+
+
+def expert_request_event(request, event: str, actor: User, recipients) -> None:
+    """A step of an expert request (``EXPERT_EVENTS``) to those it concerns; shown and mailed only
+    while the recipient may see the request (policy.can_view_request, asked at send time)."""
+    _record(NotificationKind.EXPERT_REQUEST, recipients, actor, post_type="expert_request", post_id=request.id,
+            detail=event)
+
+
+def municipality_staff(municipality_id: int) -> list[User]:
+    return list(db.session.scalars(select(User).where(
+        User.municipality_id == municipality_id, User.role == Role.MUNICIPAL.value, User.is_enabled.is_(True))))
+
+
+def helpdesk_users() -> list[User]:
+    return _helpdesk_users()
+
+
 def account_changed(user: User, actor: User | None, summary: str) -> None:
     _record(NotificationKind.ACCOUNT, [user], actor, detail=summary[:200])
 
@@ -246,6 +283,11 @@ def describe(notification: Notification, user: User) -> Rendered | None:
                             f"{state}。理由: {request.reason or '（なし）'}", f"/cases/{case.id}#consent")
         if not policy.can_view_case(user, case):
             return None
+        if kind in (NotificationKind.CASE_REPORT, NotificationKind.CASE_REPORT_OUTCOME):
+            from app.services.review import describe_report_notification
+
+            described = describe_report_notification(notification, user, case)
+            return Rendered(*described) if described else None
         if kind is NotificationKind.CASE_DRAFTED:
             return Rendered(f"事例の下書きが作られました: {case.title}",
                             f"相談 #{case.question_id} から事例 #{case.id}「{case.title}」の下書きが作られました。",
@@ -259,6 +301,16 @@ def describe(notification: Notification, user: User) -> Rendered | None:
             return Rendered(f"新しい事例: {case.title}",
                             f"フォロー中の分類「{case.category.name}」またはタグの事例が公開されました: 「{case.title}」（{owner}）。",
                             f"/cases/{case.id}", ("category", case.category.slug))
+    if kind is NotificationKind.EXPERT_REQUEST and notification.post_id is not None:
+        from app.models.expert import ExpertRequest
+
+        request = db.session.get(ExpertRequest, notification.post_id)
+        if request is None or not policy.can_view_request(user, request):
+            return None
+        event = EXPERT_EVENTS.get(notification.detail, "派遣依頼の更新")
+        return Rendered(f"{event}: {request.title}",
+                        f"{actor}: 派遣依頼 #{request.id}「{request.title}」（{request.municipality.name}）— {event}。",
+                        f"/experts/requests/{request.id}")
     if kind is NotificationKind.ACCOUNT:
         return Rendered("アカウントの設定が変わりました", f"{actor}があなたのアカウントを変更しました: {notification.detail}",
                         "/notifications")

@@ -9,19 +9,20 @@ resolution time. Every change that decides from the thread's current state locks
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from app import policy
 from app.extensions import db
 from app.models import (
-    Answer, Attachment, CannedReply, Case, Comment, InternalNote, PostRevision, Priority, Question, QuestionKind, QuestionStatus, Role,
-    User, as_utc, utcnow,
+    Answer, Attachment, CannedReply, Case, CaseRevision, CaseState, Comment, InternalNote, PostRevision, Priority, Question,
+    QuestionCaseRef, QuestionKind, QuestionStatus, Role, User, Visibility, as_utc, utcnow,
 )
 from app.search.sync import queue_case
 from app.services import attachments as attachment_service
 from app.services import audit
 from app.services import notifications
 from app.services import cases as case_service
+from app.services import curation, history
 from app.services.accounts import get_user
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.locking import lock_for_update
@@ -68,9 +69,10 @@ def ask_question(user: User, data: dict, uploads=()) -> Question:
     errors: dict[str, str] = {}
     title = clean_title(data.get("title"), errors)
     body = clean_body(data.get("body"), errors)
-    category = clean_category(data.get("category"), errors)
-    tag_names = parse_tag_names(data.get("tags"), errors)
+    category = curation.current_category(clean_category(data.get("category"), errors), errors)
+    tag_names = curation.current_tag_names(parse_tag_names(data.get("tags"), errors), errors)
     consent = clean_consent(data.get("sharing_consent"), errors)
+    about = _about_case(user, data.get("about_case"), errors)
     kind = _clean_choice(data.get("kind"), QuestionKind, errors, "kind", "種類", QuestionKind.QUESTION.value)
     priority, reason = _clean_priority(data, errors)
     _check_files(uploads, errors)
@@ -83,9 +85,30 @@ def ask_question(user: User, data: dict, uploads=()) -> Question:
     )
     db.session.add(question)
     db.session.flush()
+    if about is not None:
+        db.session.add(QuestionCaseRef(question_id=question.id, case_id=about.id))
     attachment_service.store(user, list(uploads), question=question, post_type="question", post_id=question.id)
     notifications.question_asked(question, user)
     return question
+
+
+def _about_case(user: User, value, errors: dict[str, str]) -> Case | None:
+    """「この事例について相談する」: the case the question refers to (one the asker may read)."""
+    if value in (None, ""):
+        return None
+    case_id = parse_int(value)
+    case = policy.get_visible_case(user, case_id) if case_id is not None else None
+    if case is None or not policy.can_ask_about_case(user, case):
+        errors["about_case"] = "参照する事例が見つかりません。"
+        return None
+    return case
+
+
+def case_asked_about(question: Question, user: User | None) -> Case | None:
+    """The case the question was asked about, if ``user`` may read it."""
+    case_id = db.session.scalar(select(QuestionCaseRef.case_id).where(QuestionCaseRef.question_id == question.id))
+    case = db.session.get(Case, case_id) if case_id is not None else None
+    return case if case is not None and policy.can_view_case(user, case) else None
 
 
 # --- whose move it is -------------------------------------------------------------------------
@@ -141,6 +164,71 @@ def post_answer(user: User, question: Question, data: dict, uploads=()) -> Answe
     attachment_service.store(user, list(uploads), question=question, post_type="answer", post_id=answer.id)
     notifications.post_added(question, "answer", answer.id, user)
     return answer
+
+
+def link_refusal(question: Question, case: Case) -> str | None:
+    """Why ``case`` cannot answer ``question`` (the asking municipality could not open it), or None."""
+    label = f"事例 #{case.id}"
+    if case.state == CaseState.DRAFT.value:
+        return f"{label} は下書きです。公開してからリンクしてください。"
+    if case.state == CaseState.ARCHIVED.value:
+        return f"{label} はアーカイブされています。"
+    if policy.municipality_may_read(question.municipality_id, case):
+        return None
+    asker = question.municipality.name
+    shared = case.shared_visibility
+    consent = ""
+    if Visibility(case.visibility).width > case.consent_enum.width:
+        consent = f"（所有する市町の同意が「{case.consent_enum.consent_label}」までのため）"
+    if shared is Visibility.PRIVATE:
+        reason = f"所有する団体の中だけで公開されている{consent}"
+    else:
+        reason = f"近隣・同じグループの市町までの共有{consent}で、{asker}は所有する市町の近隣でも同じグループでもない"
+    return (f"{label} は{asker}には共有されていないため、この相談にはリンクできません: {reason}ためです。"
+            "共有範囲を広げる依頼をするか、回答を書いてください。")
+
+
+def answer_with_case(user: User, question: Question, data: dict) -> Answer:
+    """「この事例で回答」: an answer that links a case of the library (KCS "link"). Only a published
+    case the asking municipality may read; otherwise the reason is the error."""
+    lock_for_update(question)
+    if not policy.can_answer(user, question):
+        raise Forbidden("この相談に回答することはできません。")
+    case_id = parse_int(data.get("case_id"))
+    case = policy.get_visible_case(user, case_id) if case_id is not None else None
+    if case is None:
+        raise ValidationFailed({"case_id": "事例番号が見つかりません。"})
+    refusal = link_refusal(question, case)
+    if refusal is not None or not policy.can_link_case(user, question, case):
+        raise ValidationFailed({"case_id": refusal or "この事例はリンクできません。"})
+    errors: dict[str, str] = {}
+    text = data.get("body") if isinstance(data.get("body"), str) and data.get("body").strip() else \
+        "次の事例で回答します。手順と原因をご確認ください。解決しない場合はコメントでお知らせください。"
+    body = clean_body(text, errors, label="回答")
+    if errors:
+        raise ValidationFailed(errors)
+    await_reply = _clean_flag(data.get("await_reply"), "await_reply")
+    answer = Answer(question=question, author=user, body=body, linked_case_id=case.id)
+    db.session.add(answer)
+    _helpdesk_replied(user, question, await_reply)
+    question.updated_at = utcnow()
+    db.session.flush()
+    notifications.post_added(question, "answer", answer.id, user)
+    return answer
+
+
+def linked_case(answer: Answer, user: User | None) -> Case | None:
+    """The case an answer links, if ``user`` may read it now."""
+    if answer.linked_case_id is None or answer.is_withdrawn:
+        return None
+    case = db.session.get(Case, answer.linked_case_id)
+    return case if case is not None and policy.can_view_case(user, case) else None
+
+
+def questions_answered(case: Case) -> int:
+    """How many questions an answer linking this case answered (withdrawn answers do not count)."""
+    return db.session.scalar(select(func.count(func.distinct(Answer.question_id))).where(
+        Answer.linked_case_id == case.id, Answer.withdrawn_at.is_(None))) or 0
 
 
 def post_comment(user: User, question: Question, data: dict, uploads=()) -> Comment:
@@ -280,6 +368,12 @@ def resolve_question(user: User, question: Question, answer_id) -> Case:
     question.resolved_answer = answer
     _end(question, QuestionStatus.RESOLVED)
     db.session.flush()
+    linked = db.session.get(Case, answer.linked_case_id) if answer.linked_case_id else None
+    if linked is not None and linked.state == CaseState.PUBLISHED.value \
+            and policy.municipality_may_read(question.municipality_id, linked):
+        # Resolved by a case of the library: no new draft, the link is the reuse.
+        notifications.question_resolved(question, user)
+        return linked
     case = case_service.create_draft_from_question(user, question, answer)
     notifications.question_resolved(question, user)
     notifications.case_drafted(case, user)
@@ -420,6 +514,8 @@ def withdraw_post(user: User, post):
     post.body = ""
     post.withdrawn_at = utcnow()
     post.withdrawn_by = user
+    if kind == "answer":
+        post.linked_case_id = None
     attachment_service.delete_for_post(kind, post.id)
     question = post if kind == "question" else post.question
     case = db.session.scalar(select(Case).where(Case.question_id == question.id))
@@ -441,10 +537,20 @@ def _remove_from_case(user: User, case: Case, texts: list[str]) -> None:
         if value != (getattr(case, field) or ""):
             setattr(case, field, value)
             changed = True
+    # Earlier revisions of the case lose the text too (they are part of "everywhere").
+    for revision in db.session.scalars(select(CaseRevision).where(CaseRevision.case_id == case.id)):
+        for field in ("title", "issue", "environment", "cause", "resolution"):
+            value = getattr(revision, field) or ""
+            for text in sorted(texts, key=len, reverse=True):
+                if text.strip() and text.strip() in value:
+                    value = value.replace(text.strip(), WITHDRAWN_TEXT)
+            if value != (getattr(revision, field) or ""):
+                setattr(revision, field, value)
     if changed:
         case.updated_at = utcnow()
         case.updated_by = user
         queue_case(case)
+        history.note(db.session, case, "取り下げられた投稿の文章を除去", user)
         audit.record(user, "case.edit", case, f"#{case.id}: 取り下げられた投稿の文章を除きました")
 
 

@@ -177,7 +177,7 @@ def test_search_results_come_before_the_facets_on_a_phone(new_page, width):
     assert top < HEIGHT, f"the first result starts at {top} px, below the fold"
     facets_top = page.locator("#facets").evaluate("e => e.getBoundingClientRect().top")
     assert facets_top > top
-    jump = page.get_by_role("link", name="分類・市町で絞り込む")
+    jump = page.get_by_role("link", name="事例・記事、分類、市町で絞り込む")
     expect(jump).to_be_visible()
     shot(page, f"{width}-results-first")
     jump.click()
