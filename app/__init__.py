@@ -54,6 +54,9 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"], app.config["SQLITE_WAL"])
+    from app.database import register_quiet_session_close
+
+    register_quiet_session_close(app)
     migrate.init_app(app, db, directory=str(_project_dir() / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -198,9 +201,19 @@ def _register_security_headers(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.path.startswith("/api/") or current_user.is_authenticated:
+        if request.path.startswith("/api/") or _signed_in():
             response.headers["Cache-Control"] = "no-store"  # shared office PCs keep no case text
         return response
+
+    def _signed_in() -> bool:
+        """Without loading the user (an after-request hook must not need the database: when it is
+        down, the error page would fail too)."""
+        from flask import g, session
+
+        user = g.get("_login_user")
+        if user is not None:
+            return bool(user.is_authenticated)
+        return "_user_id" in session
 
 
 def _register_search_sync(app: Flask) -> None:

@@ -45,3 +45,33 @@ def configure_engine(engine: Engine, busy_timeout_ms: int, wal: bool = True) -> 
                 cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
+
+
+def register_quiet_session_close(app) -> None:
+    """Close each request's session without letting a dead connection fail the response.
+
+    When PostgreSQL restarts, the ROLLBACK that closing a session sends can itself fail
+    (``AdminShutdown``) after the response was made; Flask-SQLAlchemy's own teardown would then
+    turn it into gunicorn's bare error page. This teardown runs first (teardowns run in reverse
+    order of registration): it closes the session, or invalidates its connections when closing
+    fails, so the pool replaces them and the next request works."""
+    import logging
+
+    from app.extensions import db
+
+    log = logging.getLogger("app.database")
+
+    @app.teardown_appcontext
+    def close_session_quietly(_error):
+        try:
+            db.session.remove()
+        except Exception as error:   # the connection is gone: drop it instead of rolling back
+            log.warning("database connection lost while closing the session: %s", type(error).__name__)
+            try:
+                db.session.registry().invalidate()
+            except Exception:
+                pass
+            try:
+                db.session.remove()
+            except Exception:
+                pass

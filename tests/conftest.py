@@ -64,7 +64,10 @@ def postgres_template(tmp_path_factory):
     from sqlalchemy import create_engine
 
     name = f"helpdesk_tmpl_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    from sqlalchemy.pool import NullPool
+
+    # A new connection each time: tests/test_faults.py restarts the server, which ends pooled ones.
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     with admin.connect() as connection:
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         connection.exec_driver_sql(f"CREATE DATABASE {name}")

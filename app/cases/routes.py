@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
@@ -76,15 +76,29 @@ def index():
 @login_required
 def show(case_id: int):
     case = _visible_case_or_404(case_id)
+    # The page is rendered first and the view recorded after: a commit before rendering would
+    # expire every loaded object and load it again. A view that cannot be recorded (the database
+    # busy) does not cost the reader the page.
+    page = _case_page(case)
     if case_service.record_view(current_user, case, request.headers.get("User-Agent", "")):
-        db.session.commit()
-    return _case_page(case)
+        try:
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            current_app.logger.warning("case view of case %s not recorded", case.id)
+    return page
+
+
+RELATED_TEXT_CHARS = 300
 
 
 def _case_page(case: Case, report_form=None, status: int = 200):
     consent_form = ConsentForm(formdata=None)
     consent_form.consent.data = case.sharing_consent
-    related = similar_cases(current_user, f"{case.title}\n{case.issue}", limit=5, exclude=case.id)
+    # Related cases from the title and the opening of the question: the topic is there, and a long
+    # log pasted further down would only make the page slow (each word is looked up).
+    related = similar_cases(current_user, f"{case.title}\n{(case.issue or '')[:RELATED_TEXT_CHARS]}", limit=5,
+                            exclude=case.id)
     return render_template(
         "cases/show.html", case=case, fields=case.text_fields, consent_form=consent_form, related=related,
         simple_form=SimpleForm(formdata=None), archive_form=ArchiveForm(formdata=None),

@@ -709,12 +709,15 @@ def _rum_pool(planner: Planner, parsed: querying.ParsedQuery, everything, base):
 def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, exclude: int | None):
     """service.similar_cases on SQL: the rarest words of the text among the reader's cases, cases
     sharing at least two of them (one for a short text), ranked like a search."""
+    from app.search.service import SIMILAR_MAX_WORDS
+
+    words = parsed.words[:SIMILAR_MAX_WORDS]   # as the Whoosh backend: the first words (the title first)
     planner = Planner(scope)
-    planner.prepare(parsed.words)
+    planner.prepare(words)
     if planner.count == 0:
         return [], {}
-    counts = {id(w): planner.word_count(w) for w in parsed.words}
-    chosen = sorted((w for w in parsed.words if counts[id(w)]), key=lambda w: counts[id(w)])[:10]
+    counts = {id(w): planner.word_count(w) for w in words}
+    chosen = sorted((w for w in words if counts[id(w)]), key=lambda w: counts[id(w)])[:10]
     if not chosen:
         return [], {}
     shared = sum((sql_case((planner.word(w).match, 1), else_=0) for w in chosen[1:]),

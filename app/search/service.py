@@ -422,6 +422,9 @@ def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | N
         return []
 
 
+SIMILAR_MAX_WORDS = 16
+
+
 def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
     scope = policy.case_scope(user)
     if scope.nothing or not text.strip():
@@ -435,9 +438,11 @@ def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: 
     if not parsed.words or view.count == 0:
         return []
     # The rarest words among the cases this user may read (counts over anything else would let
-    # an invisible case change the panel).
-    matches = {id(w): int(np.count_nonzero(querying.word_impacts(view, w))) for w in parsed.words}
-    chosen = sorted((w for w in parsed.words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
+    # an invisible case change the panel), of the first SIMILAR_MAX_WORDS words of the text (the
+    # title comes first): each word is looked up, and a long text would make the page slow.
+    words = parsed.words[:SIMILAR_MAX_WORDS]
+    matches = {id(w): int(np.count_nonzero(querying.word_impacts(view, w))) for w in words}
+    chosen = sorted((w for w in words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
     if not chosen:
         return []
     counts = sum((querying.word_impacts(view, w) > 0).astype(np.int8) for w in chosen)

@@ -163,6 +163,7 @@ def live_server(tmp_path_factory):
         WTF_CSRF_ENABLED = True  # real forms, as a person submits them
         SQLALCHEMY_DATABASE_URI = f"sqlite:///{base / 'helpdesk.db'}"
         SEARCH_INDEX_DIR = str(base / "search_index")
+        LOG_LEVEL = "WARNING"   # the live server's request lines would fill the test output
 
     app = create_app(BrowserTestConfig)
     with app.app_context():
