@@ -395,3 +395,16 @@ def test_municipalities_list_shows_a_link_on_both_sides(runner):
     assert rows["呉市"][5] == "近隣:東広島市"
     assert rows["東広島市"][5] == "近隣:呉市"
     assert rows["広島市"][5] == "近隣:-"
+
+
+def test_imported_cases_get_a_review_date(app, runner, tmp_path):
+    from app.extensions import db
+    from app.models import Case
+
+    path = tmp_path / "cases.jsonl"
+    path.write_text('{"title": "取り込んだ事例", "issue": "症状", "resolution": "対応", "category": "security", '
+                    '"published_at": "2025-04-01"}\n', encoding="utf-8")
+    result = runner.invoke(args=["cases", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    case = db.session.scalar(db.select(Case).where(Case.title == "取り込んだ事例"))
+    assert case.review_due is not None and case.review_due.isoformat() == "2025-10-01"   # security: 6 months

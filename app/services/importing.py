@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
 from app.search.sync import queue_case
-from app.services import audit
+from app.services import audit, review
 from app.services.accounts import find_municipality
 from app.services.spreadsheet import original_text, write_csv
 from app.services.validation import clean_body, clean_title, find_category, parse_tag_names, tags_for
@@ -185,6 +185,7 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
             municipality=row.municipality, state=CaseState.PUBLISHED.value, visibility=row.visibility,
             sharing_consent=row.visibility, published_at=row.published_at, created_by=user, updated_by=user,
         )
+        review.schedule(case, row.published_at)   # imported cases are reviewed like published ones
         db.session.add(case)
         db.session.flush()
         queue_case(case)
