@@ -158,8 +158,29 @@ def load_demo(content_dir: Path, report: LoadReport | None = None) -> LoadReport
         for thread in json.loads(threads.read_text(encoding="utf-8")):
             if _load_thread(thread):
                 report.count("created", "demo questions")
+    experts = demo_dir / "experts.json"
+    if experts.exists():
+        for entry in json.loads(experts.read_text(encoding="utf-8")):
+            if _load_expert(entry):
+                report.count("created", "demo experts")
     db.session.flush()
     return report
+
+
+def _load_expert(entry: dict) -> bool:
+    """A demo expert of the shared pool (skills by name, added to the vocabulary when missing)."""
+    from app.models.expert import Expert, Skill
+    from app.services import experts as expert_service
+
+    if db.session.scalar(select(Expert.id).where(Expert.name == entry["name"])) is not None:
+        return False
+    helpdesk = db.session.scalar(select(User).where(User.role == "helpdesk").order_by(User.id))
+    data = {key: value for key, value in entry.items() if key != "skills"}
+    for name, level in entry.get("skills", {}).items():
+        skill = db.session.scalar(select(Skill).where(Skill.name == name)) or expert_service.add_skill(helpdesk, name)
+        data[f"skill_{skill.id}"] = str(level)
+    expert_service.save_expert(helpdesk, None, data)
+    return True
 
 
 def _load_thread(thread: dict) -> bool:

@@ -191,6 +191,8 @@ def test_editing_an_article_edits_its_body_and_type_and_is_a_revision(client, pe
     assert len(revisions_of(article)) == 3   # written, published, edited
     history_page = client.get(f"/cases/{article.id}/history")
     assert history_page.status_code == 200
+    assert "本文" in history_page.get_data(as_text=True)   # the article's field, not a case's 症状・質問
+    assert "症状・質問" not in history_page.get_data(as_text=True)
 
 
 def test_an_article_body_may_not_be_emptied(client, people, login):

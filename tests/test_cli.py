@@ -297,12 +297,14 @@ def test_content_load_demo_creates_missing_demo_accounts_keeps_existing_ones_and
     assert stored.role == "municipal" and stored.municipality.name == "福山市"
     assert accounts.verify_password(stored.password_hash, "my-own-secret-pass")
     assert not accounts.verify_password(stored.password_hash, spec["password"])
+    assert "demo experts: 追加 3 / 更新 0" in first.output   # the shared pool, skills in the vocabulary
     after_first = reference_counts()
 
     second = runner.invoke(args=["content", "load", "--demo"])
     assert second.exit_code == 0, second.output
     assert "demo accounts" not in second.output
     assert "demo questions" not in second.output
+    assert "demo experts" not in second.output
     assert reference_counts() == after_first
 
 
@@ -408,3 +410,27 @@ def test_imported_cases_get_a_review_date(app, runner, tmp_path):
     assert result.exit_code == 0, result.output
     case = db.session.scalar(db.select(Case).where(Case.title == "取り込んだ事例"))
     assert case.review_due is not None and case.review_due.isoformat() == "2025-10-01"   # security: 6 months
+
+
+def test_articles_travel_through_export_and_import(app, runner, tmp_path):
+    from app.extensions import db
+    from app.models import Case
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"title": "VPN装置の脆弱性への対応", "issue": "修正版を適用してください。", "category": "security", '
+        '"kind": "article", "article_type": "advisory", "visibility": "all"}\n'
+        '{"title": "壊れた記事", "issue": "本文", "kind": "article", "article_type": "memo", "municipality": "呉市"}\n',
+        encoding="utf-8")
+    result = runner.invoke(args=["cases", "import", str(source)])
+    assert result.exit_code == 1
+    assert "line 2: article_type" in result.output and "line 2: municipality" in result.output
+    source.write_text(source.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert runner.invoke(args=["cases", "import", str(source)]).exit_code == 0
+    article = db.session.scalar(db.select(Case).where(Case.title == "VPN装置の脆弱性への対応"))
+    assert (article.kind, article.article_type, article.municipality_id) == ("article", "advisory", None)
+    exported = tmp_path / "out.jsonl"
+    assert runner.invoke(args=["cases", "export", str(exported)]).exit_code == 0
+    row = next(r for r in map(__import__("json").loads, exported.read_text(encoding="utf-8").splitlines())
+               if r["title"] == "VPN装置の脆弱性への対応")
+    assert (row["kind"], row["article_type"]) == ("article", "advisory")

@@ -27,6 +27,13 @@ FIELD_LABELS = {"title": "件名", "issue": "症状・質問", "environment": "�
                 "category_id": "分類", "tags": "タグ", "state": "状態", "visibility": "公開範囲",
                 "sharing_consent": "共有への同意", "anonymous": "匿名", "municipality_id": "所有する団体"}
 TEXT_FIELDS = ("title", "issue", "environment", "cause", "resolution")
+
+
+def field_label(case: Case | None, name: str) -> str:
+    """A field's name as the case's own page says it (an article's one text field is 本文)."""
+    if case is not None and case.is_article and name == "issue":
+        return "本文"
+    return FIELD_LABELS[name]
 STATE_LABELS = {"draft": "下書き", "published": "公開", "archived": "アーカイブ"}
 _INFO_CASES, _INFO_NOTES = "history_cases", "history_notes"
 
@@ -101,7 +108,7 @@ def write_revisions(session: Session) -> None:
         before = revision_values(last) if last is not None else None
         if before == current:
             continue
-        changed = [FIELD_LABELS[k] for k in SNAPSHOT_FIELDS if before is None or before[k] != current[k]]
+        changed = [field_label(case, k) for k in SNAPSHOT_FIELDS if before is None or before[k] != current[k]]
         labels, actor_id = [], None
         for label, who in notes.get(case_id, []) + audits.get(case_id, []):
             if label not in labels:
@@ -204,11 +211,12 @@ def compare(session: Session, older: CaseRevision, newer: CaseRevision) -> list[
     """Each field of two revisions, with a side-by-side diff where it changed."""
     a, b = revision_values(older), revision_values(newer)
     a["category_name"], b["category_name"] = older.category_name, newer.category_name
+    case = session.get(Case, newer.case_id)
     out = []
     for name in SNAPSHOT_FIELDS:
         if name == "municipality_id":
             continue
         left, right = _display(session, name, a), _display(session, name, b)
-        out.append({"name": name, "label": FIELD_LABELS[name], "changed": left != right,
+        out.append({"name": name, "label": field_label(case, name), "changed": left != right,
                     "rows": side_by_side(left, right) if left != right else [], "text": right})
     return out

@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
+from app.models.case import ArticleType, CaseKind
 from app.search.sync import queue_case
 from app.services import audit, review
 from app.services.accounts import find_municipality
@@ -23,7 +24,7 @@ from app.services.spreadsheet import original_text, write_csv
 from app.services.validation import clean_body, clean_title, find_category, parse_tag_names, tags_for
 
 COLUMNS = ["title", "issue", "environment", "cause", "resolution", "category", "tags",
-           "municipality", "visibility", "published_at"]
+           "municipality", "visibility", "published_at", "kind", "article_type"]
 REQUIRED = ("title", "issue", "resolution")
 JST = ZoneInfo("Asia/Tokyo")
 ERAS = {"令和": 2018, "平成": 1988, "昭和": 1925, "大正": 1911}
@@ -118,16 +119,30 @@ class _Row:
     municipality: Municipality | None
     visibility: str
     published_at: datetime
+    kind: str = CaseKind.CASE.value
+    article_type: str | None = None
 
 
 def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, list[str]]:
     errors: dict[str, str] = {}
     title = clean_title(row.get("title"), errors)
+    # An article (kind "article": お知らせ・手順書・注意喚起) has one text, its body, in "issue".
+    kind = str(row.get("kind") or CaseKind.CASE.value).strip()
+    article_type = None
+    if kind not in {k.value for k in CaseKind}:
+        errors["kind"] = "kind は case または article です"
+    elif kind == CaseKind.ARTICLE.value:
+        article_type = str(row.get("article_type") or "").strip()
+        if article_type not in {t.value for t in ArticleType}:
+            errors["article_type"] = "article_type は notice・procedure・advisory のいずれかです"
+        if row.get("municipality") not in (None, ""):
+            errors["municipality"] = "記事は県のものです（municipality は空にしてください）"
+    required = ("title", "issue") if kind == CaseKind.ARTICLE.value else REQUIRED
     texts = {}
     for name, label in (("issue", "issue"), ("environment", "environment"), ("cause", "cause"),
                         ("resolution", "resolution")):
         texts[name] = clean_body(row.get(name) or "", errors, field=name, label=label,
-                                 required=name in REQUIRED)
+                                 required=name in required)
     category = default_category
     if row.get("category") not in (None, ""):
         category = find_category(str(row["category"]))
@@ -151,7 +166,7 @@ def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, li
             errors["published_at"] = f"日付「{row['published_at']}」を読めません（2024-04-01、2024/4/1、令和6年4月1日）"
     if errors:
         return None, [f"line {number}: {field}: {message}" for field, message in errors.items()]
-    return _Row(number, title, texts, category, tags, municipality, visibility, published_at), []
+    return _Row(number, title, texts, category, tags, municipality, visibility, published_at, kind, article_type), []
 
 
 def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportReport:
@@ -184,6 +199,7 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
             title=row.title, **row.fields, category=row.category, tags=tags_for(row.tags),
             municipality=row.municipality, state=CaseState.PUBLISHED.value, visibility=row.visibility,
             sharing_consent=row.visibility, published_at=row.published_at, created_by=user, updated_by=user,
+            kind=row.kind, article_type=row.article_type,
         )
         review.schedule(case, row.published_at)   # imported cases are reviewed like published ones
         db.session.add(case)
@@ -209,6 +225,7 @@ def export_rows(state: str = CaseState.PUBLISHED.value) -> list[dict]:
             # An anonymous case leaves the system without its owner's name.
             "municipality": case.municipality.name if case.municipality and not case.anonymous else "",
             "visibility": case.shared_visibility.value,
+            "kind": case.kind, "article_type": case.article_type or "",
             "published_at": published.astimezone(JST).date().isoformat() if published else "",
         })
     return rows
