@@ -13,6 +13,7 @@ from app.extensions import db
 from app.models import Case, CaseState, Priority, QuestionKind, QuestionStatus, Role, Visibility, as_utc
 from app.rendering import render_markdown
 from app.services.attachments import text_preview
+from app.services.notifications import BELL_CAP, unread_count
 
 JST = ZoneInfo("Asia/Tokyo")
 
@@ -89,8 +90,6 @@ def owner_label(case) -> str:
 
 def unread_notifications() -> int:
     """The bell's number on every page (notifications about what the user may still read)."""
-    from app.services.notifications import unread_count
-
     if not current_user.is_authenticated:
         return 0
     return unread_count(current_user)
@@ -118,5 +117,6 @@ def register_template_helpers(app: Flask) -> None:
         as_utc=as_utc,
         attachment_preview=text_preview,
         unread_notifications=unread_notifications,
+        bell_cap=BELL_CAP,
     )
     app.context_processor(lambda: {"attachment_help": attachment_help() if request else ""})

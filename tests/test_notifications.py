@@ -320,3 +320,14 @@ def test_following_never_redirects_off_the_site(people, client, login, back):
                                                           "back": back})
     assert response.status_code == 302
     assert response.headers["Location"] in ("/notifications/settings", "http://localhost/notifications/settings")
+
+
+def test_the_bell_counts_up_to_its_cap_and_says_so(client, login, people, make_question):
+    from app.services.notifications import BELL_CAP
+
+    for n in range(BELL_CAP + 3):
+        make_question(people["kure"], title=f"相談 {n}")
+    assert notifications.unread_count(people["desk"]) == BELL_CAP
+    login(people["desk"])
+    page = client.get("/notifications").get_data(as_text=True)
+    assert f'>{BELL_CAP}+</span>' in page and f"未読{BELL_CAP}件以上" in page

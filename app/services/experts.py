@@ -27,14 +27,6 @@ from app.services import audit, notifications
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.locking import lock_for_update
 
-audit.ACTION_LABELS.update({
-    "expert.save": "専門人材の登録・変更",
-    "skill.add": "スキルの追加",
-    "skill.toggle": "スキルの使用・停止",
-    "expert_request.propose": "専門人材の提案",
-    "expert_request.accept": "専門人材の受諾（派遣の決定）",
-    "expert_request.close": "派遣依頼の終了",
-})
 
 MAX_YEN = 10**12
 MAX_TEXT = 5000

@@ -323,11 +323,22 @@ def visible_notifications(user: User, limit: int = 50, offset: int = 0) -> list[
     return [(n, r) for n in rows if (r := describe(n, user)) is not None]
 
 
-def unread_count(user: User) -> int:
-    """Unread notifications the user may still see (the policy decides each one)."""
+BELL_CAP = 20   # the bell counts up to this many (shown as 「20+」 beyond)
+
+
+def unread_count(user: User, cap: int = BELL_CAP) -> int:
+    """Unread notifications the user may still see (the policy decides each one), counted up to
+    ``cap``: the bell is on every page, so it asks the policy about the newest few, not all."""
     rows = db.session.scalars(select(Notification).where(
-        Notification.user_id == user.id, Notification.read_at.is_(None)).order_by(Notification.id.desc()).limit(100))
-    return sum(1 for n in rows if describe(n, user) is not None)
+        Notification.user_id == user.id, Notification.read_at.is_(None)).order_by(Notification.id.desc())
+        .limit(cap * 2))
+    visible = 0
+    for notification in rows:
+        if describe(notification, user) is not None:
+            visible += 1
+            if visible >= cap:
+                break
+    return visible
 
 
 def mark_read(user: User, notification_id: int | None = None) -> int:

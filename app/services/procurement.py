@@ -29,7 +29,6 @@ from app.services.experts import _choice, _int, _text
 from app.services.locking import lock_for_update
 from app.services.sensitive import find_sensitive, mask
 
-audit.ACTION_LABELS.update({"procurement.save": "調達情報の保存", "procurement.delete": "調達情報の削除"})
 
 FIELD_LABELS = dict(PROCUREMENT_TEXT_FIELDS)
 
