@@ -34,6 +34,7 @@ _RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u3041-\u309f\u30a1-\u30ff\u3400-\u4dbf\
 # by the dictionary and its compound parts; leaving them out keeps the index a third smaller.
 _GRAM_RUN = re.compile(r"[0-9a-z\u00c0-\u024f\u30a1-\u30ff]+")
 _HALFWIDTH_VOICE_MARKS = "\uff9e\uff9f"
+_HALFWIDTH_VOICE_MARK_SET = frozenset(_HALFWIDTH_VOICE_MARKS)
 
 # Bump when a change here changes the terms of indexed text: indexes made by another version are
 # rebuilt (``flask search reindex --if-outdated``, which ``make run`` calls).
@@ -89,41 +90,65 @@ def fold_word(word: str) -> str:
     return normalise(word).strip()
 
 
+def _drop_spans(text: str, offsets: list[int], spans: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """``text`` without the (sorted, disjoint) spans, with ``offsets`` (one per character plus
+    the end) kept aligned: slices, not a loop over characters."""
+    parts: list[str] = []
+    kept: list[int] = []
+    cursor = 0
+    for span_start, span_end in spans:
+        parts.append(text[cursor:span_start])
+        kept.extend(offsets[cursor:span_start])
+        cursor = span_end
+    parts.append(text[cursor:])
+    kept.extend(offsets[cursor:len(text)])
+    kept.append(offsets[len(text)])
+    return "".join(parts), kept
+
+
 def fold_katakana_with_offsets(text: str) -> tuple[str, list[int]]:
     """``fold_katakana(text)`` plus, for each of its characters, its index in ``text`` (and one
     more entry for the end)."""
-    kept = [i for i in range(len(text))]
-    for match in _LONG_VOWEL_AFTER_KATAKANA.finditer(text):
-        for k in range(match.start(), match.end()):
-            kept[k] = -1
-    offsets = [i for i in kept if i >= 0]
-    return "".join(text[i] for i in offsets), offsets + [len(text)]
+    spans = [m.span() for m in _LONG_VOWEL_AFTER_KATAKANA.finditer(text)]
+    return _drop_spans(text, list(range(len(text) + 1)), spans)
+
+
+_CHAR_PIECES: dict[str, str] = {}
+
+
+def _char_piece(ch: str) -> str:
+    """One character's NFKC + case folding, remembered (a text is normalised character by
+    character for its offsets; the same few thousand characters come back all the time)."""
+    piece = unicodedata.normalize("NFKC", ch).casefold()
+    if len(_CHAR_PIECES) < 65536:
+        _CHAR_PIECES[ch] = piece
+    return piece
 
 
 def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     """``normalise(text)`` plus, for every character of it, the index of its source character
     in ``text`` (and one more entry for the end), so snippets can mark the original text."""
-    pieces: list[str] = []
-    offsets: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        j = i + 1
-        if j < n and text[j] in _HALFWIDTH_VOICE_MARKS:
-            j += 1
-        piece = unicodedata.normalize("NFKC", text[i:j]).casefold()
-        pieces.append(piece)
-        offsets.extend([i] * len(piece))
-        i = j
-    offsets.append(n)
+    n = len(text)
+    pieces = [_CHAR_PIECES.get(ch) or _char_piece(ch) for ch in text]
+    if _HALFWIDTH_VOICE_MARK_SET.intersection(text):
+        # A half-width voiced mark joins the character before it (ｶﾞ → ガ), scanning left to right
+        # as the reader does: a character already joined to the one before it starts no pair.
+        joined = set()
+        for j in range(1, n):
+            if text[j] in _HALFWIDTH_VOICE_MARK_SET and (j - 1) not in joined:
+                pieces[j - 1] = unicodedata.normalize("NFKC", text[j - 1:j + 1]).casefold()
+                pieces[j] = ""
+                joined.add(j)
+    if all(len(piece) == 1 for piece in pieces):
+        offsets = list(range(n + 1))
+    else:
+        offsets = [i for i, piece in enumerate(pieces) for _ in piece]
+        offsets.append(n)
     folded = "".join(pieces)
     # Drop long-vowel marks at katakana word ends, keeping the offsets aligned.
-    keep = [True] * len(folded)
-    for match in _KATAKANA_LONG_VOWEL_END.finditer(folded):
-        for k in range(match.end(1), match.end()):
-            keep[k] = False
-    if not all(keep):
-        folded = "".join(ch for ch, k in zip(folded, keep) if k)
-        offsets = [o for o, k in zip(offsets[:-1], keep) if k] + [offsets[-1]]
+    spans = [(m.end(1), m.end()) for m in _KATAKANA_LONG_VOWEL_END.finditer(folded)]
+    if spans:
+        folded, offsets = _drop_spans(folded, offsets, spans)
     # Version shorthands: the replacement's characters point at the start of what they replace.
     for pattern, replacement in _SHORTHANDS:
         pieces, new_offsets, cursor = [], [], 0
@@ -138,8 +163,8 @@ def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
             pieces.append(folded[cursor:])
             new_offsets.extend(offsets[cursor:])
             folded, offsets = "".join(pieces), new_offsets + [offsets[-1]]
-    out, inner = fold_katakana_with_offsets(folded)
-    return out, [offsets[i] for i in inner]
+    spans = [m.span() for m in _LONG_VOWEL_AFTER_KATAKANA.finditer(folded)]
+    return _drop_spans(folded, offsets, spans) if spans else (folded, offsets)
 
 
 # --- Sudachi ----------------------------------------------------------------------------------

@@ -665,11 +665,10 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
         rows = db.session.execute(base(Case.id).where(everything).order_by(key.desc(), Case.id).limit(wanted)).all()
         found.ids = [r.id for r in rows]
         return found, planner
-    # A superseded case (a newer case replaces it) ranks below the others: its score counts half.
-    from app.search.service import superseded_for
+    from app.search.service import superseded_ids
 
     # A superseded case (a newer case this reader may read replaces it) comes after all others.
-    demoted = sql_case((Case.id.in_(superseded_for(planner.scope)), 1), else_=0)
+    demoted = sql_case((Case.id.in_(superseded_ids(planner.scope)), 1), else_=0)
     score = func.round(cast(planner.ranked_score(parsed.words), Numeric), 6)
     statement = base(Case.id, score.label("score")).where(everything)
     if total > RUM_MIN_HITS and rum_in_use():

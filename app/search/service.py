@@ -12,6 +12,7 @@ import traceback
 import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -58,9 +59,16 @@ class SearchParams:
 
 @dataclass
 class SearchHit:
+    """A case found, its score, and the words to mark. The snippet is cut when it is shown (a
+    side panel of related cases shows none, and cutting one normalises the whole case text)."""
     case: Case
     score: float
-    snippet: Markup
+    needles: list[str] = field(default_factory=list, repr=False)
+
+    @cached_property
+    def snippet(self) -> Markup:
+        text = "\n".join(plain_text(getattr(self.case, f)) for f in ("issue", "cause", "resolution", "environment"))
+        return make_snippet(text, self.needles)
 
 
 @dataclass
@@ -317,17 +325,30 @@ def _newest(cache, candidates: np.ndarray, wanted: int) -> list[int]:
     return case_ids[order].tolist()
 
 
-def superseded_for(scope) -> object:
+def superseded_ids(scope) -> list[int]:
     """Cases replaced by a newer case that this reader may read (a newer case they may not read
-    changes nothing for them, not even the order)."""
-    readable = select(Case.id).where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(scope))
-    return select(Case.id).where(Case.superseded_by_id.in_(readable))
+    changes nothing for them, not even the order).
+
+    Two small statements, driven from the few superseded cases (their index) to the newer cases'
+    primary keys: as one join, SQLite started from every case the reader may read (58 ms a search
+    at 100,000 cases)."""
+    pairs = db.session.execute(
+        select(Case.id, Case.superseded_by_id).where(Case.superseded_by_id.is_not(None))).all()
+    if not pairs:
+        return []
+    newer = sorted({n for _old, n in pairs})
+    readable: set[int] = set()
+    for start in range(0, len(newer), 500):
+        readable.update(db.session.scalars(select(Case.id).where(
+            Case.id.in_(newer[start:start + 500]), Case.state == CaseState.PUBLISHED.value,
+            policy.scope_clause(scope))))
+    return sorted(old for old, n in pairs if n in readable)
 
 
 def _superseded_mask(cache, scope, candidates: np.ndarray) -> np.ndarray | None:
     """Hits that a newer case (readable by this reader) replaces. Read from the database at query
     time, so a new supersede link needs no reindex."""
-    superseded = db.session.scalars(superseded_for(scope)).all()
+    superseded = superseded_ids(scope)
     if not superseded:
         return None
     mask = np.isin(cache.case_ids(), np.asarray(superseded)) & candidates
@@ -393,8 +414,7 @@ def _hits(user, ids: list[int], scores: dict[int, float], needles: list[str]) ->
         case = by_id.get(case_id)
         if case is None:  # the index is behind the database for a moment: the database wins
             continue
-        text = "\n".join(plain_text(getattr(case, f)) for f in ("issue", "cause", "resolution", "environment"))
-        hits.append(SearchHit(case, scores.get(case_id, 0.0), make_snippet(text, needles)))
+        hits.append(SearchHit(case, scores.get(case_id, 0.0), needles))
     return hits
 
 

@@ -1,0 +1,98 @@
+"""Where a signed-in page spends its time, in one process, on the load bench's cached corpus.
+
+    .venv/bin/python bench/profile_pages.py [--pages 200] [--kind case|search] [--profile]
+
+Copies the cached 100,000-case corpus of ``bench/load.py`` (build it once with that script), signs in
+as a municipal user through the test client and requests case pages (or searches) back to back. Prints
+p50/p95 per request and, with ``--profile``, the top of a cProfile of the whole run sorted by
+cumulative time. A measurement aid, not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import pstats
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import load  # noqa: E402  (the corpus cache and its users)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--kind", choices=["case", "search", "mixed"], default="case")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--helpdesk", action="store_true", help="sign in as the help desk")
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--cache-dir", default="/tmp/helpdesk-load-cache")
+    args = parser.parse_args()
+    args.database, args.search_backend, args.rebuild = "sqlite", "whoosh", False
+    cache, meta = load.prepare(args)
+    run_dir = Path(tempfile.mkdtemp(prefix="helpdesk-profile-"))
+    try:
+        shutil.copytree(cache / "index", run_dir / "index")
+        shutil.copy2(cache / "helpdesk.db", run_dir / "helpdesk.db")
+        config = load.build_config(f"sqlite:///{run_dir / 'helpdesk.db'}", run_dir, "whoosh")
+        config.WTF_CSRF_ENABLED = False
+        from app import create_app
+
+        app = create_app(config)
+        client = app.test_client()
+        user = meta["helpdesk"][0] if args.helpdesk else meta["municipal"][0]
+        name = user if isinstance(user, str) else user["username"]
+        done = client.post("/login", data={"username": name, "password": load.PASSWORD})
+        assert done.status_code == 302, done.status_code
+        rng = random.Random(7)
+        with app.app_context():
+            from sqlalchemy import select
+            from app import policy
+            from app.extensions import db
+            from app.models import Case, User
+
+            reader = db.session.scalar(select(User).where(User.username == name))
+            ids = db.session.scalars(select(Case.id).where(policy.visible_cases_clause(reader))).all()
+        paths = []
+        for i in range(args.pages):
+            kind = args.kind if args.kind != "mixed" else ("case" if i % 3 == 0 else "search")
+            if kind == "case":
+                paths.append(f"/cases/{rng.choice(ids)}")
+            else:
+                q = load.broad_query(rng) if rng.random() < 0.5 else load.selective_query(rng)
+                paths.append("/search?q=" + q)
+        for path in paths[:10]:
+            client.get(path)   # warm-up
+        profiler = cProfile.Profile() if args.profile else None
+        times = []
+        if profiler:
+            profiler.enable()
+        for path in paths:
+            t = time.perf_counter()
+            response = client.get(path)
+            times.append((time.perf_counter() - t) * 1000)
+            assert response.status_code == 200, (path, response.status_code)
+        if profiler:
+            profiler.disable()
+        times.sort()
+        print(f"{args.kind}: {len(times)} pages, p50 {times[len(times) // 2]:.1f} ms, "
+              f"p95 {times[int(len(times) * 0.95)]:.1f} ms, mean {sum(times) / len(times):.1f} ms")
+        if profiler:
+            stats = pstats.Stats(profiler)
+            stats.sort_stats("cumulative").print_stats(45)
+            stats.sort_stats("tottime").print_stats(25)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
