@@ -47,6 +47,20 @@ def test_snippet_offsets_survive_every_fold():
     assert text[offsets[start]:offsets[start + 4]] == "サーバールーム"
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_snippet_offsets_agree_with_normalise_on_mixed_text(seed):
+    import random
+
+    rng = random.Random(seed)
+    alphabet = list("ｶﾞﾟｱｰサーバールームＡＢＣabc１２Win10 ws2019 漢字の。\nßİ㍻①ﾞ") + ["ﬁ", "㌔", "ｳﾞｧ"]
+    for _ in range(500):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        folded, offsets = analysis.normalise_with_offsets(text)
+        assert folded == analysis.normalise(text)
+        assert len(offsets) == len(folded) + 1 and offsets[-1] == len(text)
+        assert offsets == sorted(offsets) and all(0 <= o <= len(text) for o in offsets)
+
+
 def test_words_drop_particles_and_filler_and_keep_content():
     texts = [w.text for w in analysis.words("夜間バッチが朝までに終わらないときに確認すること")]
     assert texts == ["夜間", "バッチ", "朝", "終わる", "確認"]
@@ -205,6 +219,50 @@ def test_publish_and_edit_reach_the_index_right_after_the_commit(client, make_us
     assert titles(desk, "プロキシ")[0].total == 0  # the old title is gone from the index
     assert titles(desk, "音声")[1] == ["Web会議の音声が途切れる"]
     assert check().ok
+
+
+def test_threads_of_a_process_share_one_reader_and_answer_as_one_thread_does(app, make_user):
+    """The worker's threads read one index version through one cache (under its lock): searches
+    from several threads at once give exactly what one thread gets, also across a publish."""
+    import threading
+
+    kure = make_user("municipal", "呉市")
+    desk = make_user("helpdesk")
+    for i in range(12):
+        add_case(make_user, f"ファイアウォール設定{i}", body=f"UTMのポリシー{i}とVPN接続の確認", owner="呉市" if i % 3 else "庄原市",
+                 visibility="private" if i % 4 == 0 else "all")
+    queries = ["ファイアウォール", "VPN 確認", "UTM ポリシー", "設定"]
+    users = [kure.id, desk.id]
+    from app.models import User
+
+    expected = {(u, q): [h.case.id for h in search_cases(db.session.get(User, u), SearchParams(q=q), log_misses=False).hits]
+                for u in users for q in queries}
+    index = current_index()
+    first_cache = index.reading()[1]
+    seen_caches, failures = set(), []
+
+    def run(n):
+        with app.app_context():
+            try:
+                for k in range(20):
+                    u, q = users[(n + k) % 2], queries[(n * 3 + k) % 4]
+                    got = [h.case.id for h in search_cases(db.session.get(User, u), SearchParams(q=q), log_misses=False).hits]
+                    if got != expected[(u, q)]:
+                        failures.append((u, q, got))
+                    seen_caches.add(id(index.reading()[1]))
+            except Exception as error:  # pragma: no cover - reported below
+                failures.append(repr(error))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert seen_caches == {id(first_cache)}   # one cache for all threads of the process
+    add_case(make_user, "ファイアウォール更新の手順", body="UTM", owner="呉市")
+    assert index.reading()[1] is not first_cache   # a new version after the publish
+    assert "ファイアウォール更新の手順" in titles(kure, "ファイアウォール")[1]
 
 
 def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):

@@ -176,7 +176,7 @@ class ReaderCache:
     and values only. Anything statistical (BM25 impacts) is computed in a ScopedView, over the
     documents one permission scope allows. Bounded in memory (oldest entries dropped first)."""
 
-    def __init__(self, searcher, limit_bytes: int = 256 * 1024 * 1024):
+    def __init__(self, searcher, limit_bytes: int = 384 * 1024 * 1024):
         self.searcher = searcher
         self.reader = searcher.reader()
         self.leaves = list(self.reader.leaf_readers()) if self.reader.doc_count_all() else []
@@ -185,6 +185,9 @@ class ReaderCache:
         self._held = 0
         self._limit = limit_bytes
         self._lock = threading.Lock()
+        # One cache (and one Whoosh reader) serves every thread of the process: Whoosh readers
+        # seek and read shared file objects, so whatever reads the index holds this lock.
+        self.reader_lock = threading.RLock()
 
     # --- memory ---------------------------------------------------------------------------
     def memo(self, key: tuple, compute):
@@ -204,8 +207,11 @@ class ReaderCache:
     # --- per-document arrays --------------------------------------------------------------
     def _leaf_array(self, leaf, key: tuple, compute):
         """A per-segment array, shared across index versions when the segment is known."""
+        def locked():
+            with self.reader_lock:
+                return compute()
         segment = _segment_key(leaf)
-        return compute() if segment is None else SEGMENT_ARRAYS.get((segment, *key), compute)
+        return locked() if segment is None else SEGMENT_ARRAYS.get((segment, *key), locked)
 
     def _concat(self, name: str) -> np.ndarray:
         out = np.zeros(self.size, dtype=np.int64)
@@ -218,10 +224,11 @@ class ReaderCache:
     def live(self) -> np.ndarray:
         def compute():
             mask = np.ones(self.size, dtype=bool)
-            for leaf, offset in self.leaves:
-                if leaf.has_deletions():
-                    deleted = np.fromiter(leaf.deleted_docs_set, dtype=np.int64)
-                    mask[deleted + offset] = False
+            with self.reader_lock:
+                for leaf, offset in self.leaves:
+                    if leaf.has_deletions():
+                        deleted = np.fromiter(leaf.deleted_docs_set, dtype=np.int64)
+                        mask[deleted + offset] = False
             return mask
         return self.memo(("live",), compute)
 
@@ -293,16 +300,19 @@ class ReaderCache:
         count is decided per reader, from their documents)."""
         def compute():
             found: set[str] = set()
-            for fieldname in fieldnames:
-                for term in self.reader.expand_prefix(fieldname, prefix):
-                    term = term.decode("utf-8") if isinstance(term, bytes) else term
-                    if term != prefix:
-                        found.add(term)
+            with self.reader_lock:
+                terms = [t for fieldname in fieldnames for t in self.reader.expand_prefix(fieldname, prefix)]
+            for term in terms:
+                term = term.decode("utf-8") if isinstance(term, bytes) else term
+                if term != prefix:
+                    found.add(term)
             return _Terms(sorted(found))
         return self.memo(("longer", fieldnames, prefix), compute).terms
 
     def values(self, fieldname: str) -> list[str]:
-        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in self.reader.lexicon(fieldname)]
+        with self.reader_lock:
+            found = list(self.reader.lexicon(fieldname))
+        return [v.decode("utf-8") if isinstance(v, bytes) else v for v in found]
 
     def codes(self, fieldname: str) -> tuple[list[str], np.ndarray]:
         """Each document's value of a one-valued field, as an index into the returned values."""
@@ -413,7 +423,8 @@ class SearchIndex:
         self.root = Path(root)
         self._opened: _Opened | None = None
         self._open_lock = threading.Lock()
-        self._local = threading.local()
+        self._shared: tuple | None = None   # (index, searcher, ReaderCache) of the current version
+        self._share_lock = threading.Lock()
         self._lock: FileLock | None = None
 
     # --- generations ----------------------------------------------------------------------
@@ -510,26 +521,43 @@ class SearchIndex:
             return index
 
     def searcher(self):
-        return self.reading()[0]
+        """A searcher of its own, for a caller that walks the whole index (``search check``): the
+        shared one of ``reading()`` may be read only through its ReaderCache, under its lock."""
+        searcher = self.open_index().searcher()
+        weakref.finalize(searcher, _close_quietly, searcher.ixreader)
+        return searcher
 
     def reading(self):
-        """This thread's searcher and its ReaderCache, renewed when the index changed (in any
-        process: a commit, or a new generation from a reindex)."""
+        """The process's searcher of the current index version and its ReaderCache, renewed when
+        the index changed (in any process: a commit, or a new generation from a reindex).
+
+        One per process, not per thread: a new version (every publish) makes each cache start
+        again, and with a cache per thread each of a worker's threads paid that again."""
         index = self.open_index()
-        cached = getattr(self._local, "reading", None)
-        if cached is not None and cached[0] is index and cached[1].up_to_date():
+        cached = self._shared
+        if cached is not None and cached[0] is index and self._current_version(cached[1]):
             return cached[1], cached[2]
-        if cached is not None:
-            cached[1].close()
-        # A new searcher, not ``refresh()``: Whoosh's refresh reuses segment readers by segment
-        # id and so keeps their old deletions (an updated or removed case would stay visible).
-        searcher = index.searcher()
-        # Segment files stay open while the searcher lives; close them when it goes, whichever
-        # way it goes (replaced here, its thread ended, its index forgotten).
-        weakref.finalize(searcher, _close_quietly, searcher.ixreader)
-        cache = ReaderCache(searcher)
-        self._local.reading = (index, searcher, cache)
-        return searcher, cache
+        with self._share_lock:
+            cached = self._shared
+            if cached is not None and cached[0] is index and self._current_version(cached[1]):
+                return cached[1], cached[2]
+            # A new searcher, not ``refresh()``: Whoosh's refresh reuses segment readers by segment
+            # id and so keeps their old deletions (an updated or removed case would stay visible).
+            # The old one is not closed here: a request of another thread may still be reading it.
+            # Segment files stay open while a searcher lives and are closed when it is collected.
+            searcher = index.searcher()
+            weakref.finalize(searcher, _close_quietly, searcher.ixreader)
+            cache = ReaderCache(searcher)
+            self._shared = (index, searcher, cache)
+            return searcher, cache
+
+    @staticmethod
+    def _current_version(searcher) -> bool:
+        """Whether no commit happened since this searcher was opened (Whoosh lists the folder)."""
+        try:
+            return searcher.up_to_date()
+        except Exception:   # the generation folder removed under it by a reindex
+            return False
 
     # --- writing --------------------------------------------------------------------------
     @contextmanager

@@ -43,8 +43,7 @@ def _vocabulary(cache) -> list[str]:
     def compute():
         terms: set[str] = set()
         for fieldname in querying.WORD_FIELDS:
-            for term in cache.reader.lexicon(fieldname):
-                term = term.decode("utf-8") if isinstance(term, bytes) else term
+            for term in cache.values(fieldname):
                 if len(term) >= MIN_CHARS - 1 and has_bigrams(term) and not term.isdigit():
                     terms.add(term)
         return _Words(sorted(terms))
