@@ -83,7 +83,9 @@ def main() -> None:
             assert response.status_code == 200, (path, response.status_code)
         if profiler:
             profiler.disable()
+        half = sorted(times[len(times) // 2:])
         times.sort()
+        print(f"second half: p50 {half[len(half) // 2]:.1f} ms, p95 {half[int(len(half) * 0.95)]:.1f} ms")
         print(f"{args.kind}: {len(times)} pages, p50 {times[len(times) // 2]:.1f} ms, "
               f"p95 {times[int(len(times) * 0.95)]:.1f} ms, mean {sum(times) / len(times):.1f} ms")
         if profiler:

@@ -349,6 +349,13 @@ class ScopedView:
     def memo(self, key: tuple, compute):
         return self.cache.memo(("scoped", self.key, *key), compute)
 
+    def scores_memo(self, key: tuple, compute) -> np.ndarray:
+        """A per-document score array (float32, 0 where absent), remembered as its non-zero
+        entries: most terms match few documents, and kept dense (400 KB each at 100,000 cases)
+        the words of a few case pages filled the cache, so every page computed them again.
+        Each call returns a fresh array the caller may change."""
+        return self.memo(key, lambda: _SparseScores.of(compute())).dense(self.size)
+
     def average_length(self, fieldname: str) -> float:
         def compute():
             lengths = self.cache.lengths(fieldname)[self.allowed]
@@ -367,7 +374,7 @@ class ScopedView:
                 norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
                 out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
             return out
-        return self.memo(("impacts", fieldname, text), compute)
+        return self.scores_memo(("impacts", fieldname, text), compute)
 
 
 @dataclass
@@ -377,6 +384,26 @@ class _Terms:
     @property
     def nbytes(self) -> int:
         return 64 + sum(len(t) * 4 for t in self.terms)
+
+
+@dataclass
+class _SparseScores:
+    ids: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, scores: np.ndarray) -> "_SparseScores":
+        ids = np.flatnonzero(scores).astype(np.int32)
+        return cls(ids, scores[ids].astype(np.float32))
+
+    def dense(self, size: int) -> np.ndarray:
+        out = np.zeros(size, dtype=np.float32)
+        out[self.ids] = self.values
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return 64 + self.ids.nbytes + self.values.nbytes
 
 
 @dataclass

@@ -176,7 +176,7 @@ def _exact_impacts(view, text: str) -> np.ndarray:
         for fieldname, weight in FIELD_WEIGHTS.items():
             scores += weight * view.impacts(fieldname, text)
         return scores
-    return view.memo(("exact", text), compute)
+    return view.scores_memo(("exact", text), compute)
 
 
 def _prefix_impacts(view, text: str) -> np.ndarray:
@@ -187,7 +187,7 @@ def _prefix_impacts(view, text: str) -> np.ndarray:
         for term in view.cache.longer_terms(WORD_FIELDS, text):
             np.maximum(best, _exact_impacts(view, term), out=best)
         return best
-    return view.memo(("prefix", text), compute)
+    return view.scores_memo(("prefix", text), compute)
 
 
 def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarray:
@@ -195,7 +195,7 @@ def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarr
     them occur), lower; longer words starting with it (katakana/Latin), lower still; a word the
     reader's cases do not have as a word is matched by its bigrams instead (all of them)."""
     def compute():
-        scores = _exact_impacts(view, text).copy()
+        scores = _exact_impacts(view, text)
         if parts:
             part_scores = [_single_impacts(view, p) for p in parts]
             everywhere = np.logical_and.reduce([ps > 0 for ps in part_scores])
@@ -211,7 +211,7 @@ def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarr
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
             scores += NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
         return scores
-    return view.memo(("word", text, tuple(parts or ())), compute)
+    return view.scores_memo(("word", text, tuple(parts or ())), compute)
 
 
 def word_impacts(view, word: QueryWord) -> np.ndarray:
@@ -232,7 +232,7 @@ def word_impacts(view, word: QueryWord) -> np.ndarray:
                 score = SYNONYM_WEIGHT * score
             np.maximum(best, score, out=best)
         return best
-    return view.memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute)
+    return view.scores_memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute)
 
 
 def word_weight(view, word: QueryWord) -> float:
