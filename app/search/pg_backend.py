@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time as dtime
 
 from sqlalchemy import (Column, DateTime, Float, Integer, MetaData, Numeric, Table, Text, and_, case as sql_case,
-                        cast, false, func, literal, literal_column, or_, select, text, true)
+                        cast, false, func, literal, literal_column, or_, select, text, true, union_all)
 from sqlalchemy.dialects.postgresql import ARRAY, TSQUERY, TSVECTOR, insert as pg_insert
 from sqlalchemy.orm import Session, selectinload
 
@@ -404,9 +404,117 @@ class _Unit:
         return f"{own} | ( {parts} )"
 
 
+@dataclass(frozen=True)
+class _Cond:
+    """A match condition as a tree of ``@@`` tests: ``("atom", column, tsquery)`` with column ``w``
+    (tsv_words) or ``g`` (tsv_ngram), ``("or"/"and", children)``, or ``("false",)``. Rendered
+    twice: on the table's columns (so the GIN indexes answer it) and on the row's detoasted copies
+    (inside score expressions). Tests of one column under one AND/OR become ONE tsquery (the same
+    boolean, one index scan and one detoast instead of several)."""
+
+    op: str
+    column: str = ""
+    query: str = ""
+    children: tuple = ()
+
+
+_FALSE = _Cond("false")
+
+
+def _atom(column: str, query: str) -> _Cond:
+    return _Cond("atom", column, query)
+
+
+def _any(*children: _Cond) -> _Cond:
+    return _Cond("or", children=tuple(children))
+
+
+def _all(*children: _Cond) -> _Cond:
+    return _Cond("and", children=tuple(children))
+
+
+def _simplify(cond: _Cond) -> _Cond:
+    if cond.op in ("atom", "false"):
+        return cond
+    children: list[_Cond] = []
+    for child in map(_simplify, cond.children):
+        children += child.children if child.op == cond.op else [child]
+    if cond.op == "or":
+        children = [c for c in children if c.op != "false"]
+        if not children:
+            return _FALSE
+    elif any(c.op == "false" for c in children):
+        return _FALSE
+    joiner = " | " if cond.op == "or" else " & "
+    merged: dict[str, list[str]] = {}
+    order: list[object] = []
+    for child in children:
+        if child.op == "atom":
+            if child.column not in merged:
+                merged[child.column] = []
+                order.append(child.column)
+            merged[child.column].append(child.query)
+        else:
+            order.append(child)
+    result = []
+    for item in order:
+        if isinstance(item, str):
+            queries = list(dict.fromkeys(merged[item]))
+            result.append(_atom(item, queries[0] if len(queries) == 1 else joiner.join(f"( {q} )" for q in queries)))
+        else:
+            result.append(item)
+    return result[0] if len(result) == 1 else _Cond(cond.op, children=tuple(result))
+
+
+def _render(cond: _Cond, columns: dict):
+    if cond.op == "atom":
+        return columns[cond.column].op("@@")(_tsq(cond.query))
+    if cond.op == "false":
+        return false()
+    parts = [_render(c, columns) for c in cond.children]
+    return or_(*parts) if cond.op == "or" else and_(*parts)
+
+
+def _execute_on_indexes(statement):
+    """Run ``statement`` with sequential scans discouraged for this one statement. The planner
+    prices ``@@`` as a cheap operator, so for a word in a quarter or more of the documents it
+    prefers reading the whole table, where every row's TOASTed vector is fetched and decompressed
+    (~2 us a row); the GIN bitmap scan finds the same rows without touching the vectors. The
+    setting is transaction-local and put back at once (a failed statement ends the transaction,
+    which drops it anyway). It changes plans, never results."""
+    previous = db.session.scalar(text("SELECT current_setting('enable_seqscan')"))
+    if previous == "off":
+        return db.session.execute(statement)
+    db.session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
+    result = db.session.execute(statement)
+    db.session.execute(text("SELECT set_config('enable_seqscan', :value, true)"), {"value": previous})
+    return result
+
+
+TABLE_COLUMNS = {"w": documents.c.tsv_words, "g": documents.c.tsv_ngram}
+# A hit's vectors, detoasted once by the inner statement (``setweight`` with no lexemes is a copy):
+# every ts_rank and @@ of the score then reads memory instead of fetching and decompressing the
+# TOASTed value again (which cost ~2 us per call and row).
+ROW_COLUMNS = {"w": literal_column("sd_w", TSVECTOR), "g": literal_column("sd_g", TSVECTOR)}
+
+
+def _detoasted(column):
+    return func.setweight(column, literal_column("'A'"), literal_column("'{}'::text[]"), type_=TSVECTOR)
+
+
+def on_table(cond: _Cond):
+    """The condition on search_documents' columns (for WHERE: served by the GIN indexes)."""
+    return _render(_simplify(cond), TABLE_COLUMNS)
+
+
+def on_row(cond: _Cond):
+    """The condition on the detoasted copies ``sd_w``/``sd_g`` (inside score expressions)."""
+    return _render(_simplify(cond), ROW_COLUMNS)
+
+
 @dataclass
 class _Compiled:
-    match: object
+    match: _Cond
     score: object
 
 
@@ -419,21 +527,54 @@ class Planner:
         self.count = 0
         self.stats: dict[tuple, int] = {}
         self._units: dict[tuple, _Compiled] = {}
+        self.uses_ngram = False   # a score or condition reads the bigram vector
+
+    def row_vectors(self) -> list:
+        """The detoasted copies the score expressions read (``sd_w``, and ``sd_g`` when needed)."""
+        vectors = [_detoasted(documents.c.tsv_words).label("sd_w")]
+        if self.uses_ngram:
+            vectors.append(_detoasted(documents.c.tsv_ngram).label("sd_g"))
+        return vectors
 
     # the FROM and WHERE every statement shares: the documents of cases this reader may see
     def visible(self, *columns):
         return (select(*columns).select_from(documents.join(Case, Case.id == documents.c.case_id))
                 .where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(self.scope)))
 
-    def _count_of(self, condition):
-        return self.visible(func.count()).where(condition).scalar_subquery()
-
-    def _run_counts(self, wanted: dict[tuple, object]) -> None:
+    def _run_counts(self, wanted: dict[tuple, _Cond | None]) -> None:
+        """Count, in ONE statement, the reader's documents matching each condition (None: all of
+        them). The reader's cases (published, the policy's clause) are read once into a
+        materialised set; each distinct condition is one GIN bitmap scan of search_documents, and
+        all of them meet that set in one join."""
         keys = [k for k in wanted if k not in self.stats]
-        for start in range(0, len(keys), 80):
-            chunk = keys[start:start + 80]
-            row = db.session.execute(select(*[wanted[k] for k in chunk])).one()
-            self.stats.update(zip(chunk, (int(v) for v in row)))
+        if not keys:
+            return
+        branches: dict[object, int] = {}
+        selects = []
+        for key in keys:
+            cond = wanted[key]
+            canonical = _simplify(cond) if cond is not None else None
+            if canonical is not None and canonical.op == "false":
+                continue
+            if canonical not in branches:
+                branches[canonical] = len(branches)
+                statement = select(literal(branches[canonical], Integer).label("k"), documents.c.case_id)
+                if canonical is not None:
+                    statement = statement.where(_render(canonical, TABLE_COLUMNS))
+                selects.append(statement)
+        counts: dict[int, int] = {}
+        if selects:
+            scoped = (select(Case.id).where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(self.scope))
+                      .cte("scoped").prefix_with("MATERIALIZED"))
+            matches = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("matches")
+            counts = dict(_execute_on_indexes(
+                select(matches.c.k, func.count()).select_from(matches.join(scoped, scoped.c.id == matches.c.case_id))
+                .group_by(matches.c.k)).all())
+        for key in keys:
+            cond = wanted[key]
+            canonical = _simplify(cond) if cond is not None else None
+            index = branches.get(canonical)
+            self.stats[key] = int(counts.get(index, 0)) if index is not None else 0
 
     def prepare(self, query_words: list[querying.QueryWord]) -> None:
         """Count, in one or two statements, what the plan of these words needs."""
@@ -441,20 +582,18 @@ class Planner:
         for unit in list(units.values()):
             for part in unit.parts:
                 units.setdefault(part, _Unit(part))
-        wanted: dict[tuple, object] = {("all",): self.visible(func.count()).scalar_subquery()}
+        wanted: dict[tuple, _Cond | None] = {("all",): None}
         for unit in units.values():
-            wanted[("exact", unit.text)] = self._count_of(documents.c.tsv_words.op("@@")(_tsq(lexeme(unit.text))))
-            wanted[("unit", unit.text, unit.parts)] = self._count_of(documents.c.tsv_words.op("@@")(_tsq(unit.word_query())))
+            wanted[("exact", unit.text)] = _atom("w", lexeme(unit.text))
+            wanted[("unit", unit.text, unit.parts)] = _atom("w", unit.word_query())
             if unit.prefix:
-                wanted[("prefix", unit.text)] = self._count_of(
-                    documents.c.tsv_words.op("@@")(_tsq(lexeme(unit.text) + ":*")))
+                wanted[("prefix", unit.text)] = _atom("w", lexeme(unit.text) + ":*")
             if unit.grams:
-                wanted[("ngram", unit.text)] = self._count_of(
-                    documents.c.tsv_ngram.op("@@")(_tsq(" & ".join(lexeme(g) for g in unit.grams))))
+                wanted[("ngram", unit.text)] = _atom("g", " & ".join(lexeme(g) for g in unit.grams))
         self._run_counts(wanted)
         self.count = self.stats[("all",)]
         # word-level counts (a synonym group, a word of several units) need their own statement
-        extra = {("word", self._word_key(w)): self._count_of(self.word(w).match)
+        extra = {("word", self._word_key(w)): self.word(w).match
                  for w in query_words if self._word_key(w) and ("word", self._word_key(w)) not in self.stats}
         self._run_counts(extra)
 
@@ -480,28 +619,29 @@ class Planner:
             exact_df = self.stats.get(("exact", unit.text), 0)
             score = literal(0.0, Float)
             if exact_df:
-                score = _idf(self.count, exact_df) * FIELD_SCALE * _rank(documents.c.tsv_words, WORD_WEIGHTS,
+                score = _idf(self.count, exact_df) * FIELD_SCALE * _rank(ROW_COLUMNS["w"], WORD_WEIGHTS,
                                                                          lexeme(unit.text))
             if unit.parts:
                 parts = [self.unit(_Unit(p)) for p in unit.parts]
                 if all(self.stats.get(("unit", p, ()), 0) or self.stats.get(("ngram", p), 0) for p in unit.parts):
-                    together = and_(*[p.match for p in parts])
+                    together = on_row(_all(*[p.match for p in parts]))
                     score = score + querying.PARTS_WEIGHT * sql_case(
                         (together, sum((p.score for p in parts[1:]), parts[0].score) / len(parts)), else_=0.0)
             if unit.prefix and self.stats.get(("prefix", unit.text), 0) > exact_df:
                 longer = (querying.PREFIX_WEIGHT * _idf(self.count, self.stats[("prefix", unit.text)]) * FIELD_SCALE
-                          * _rank(documents.c.tsv_words, WORD_WEIGHTS, lexeme(unit.text) + ":*"))
+                          * _rank(ROW_COLUMNS["w"], WORD_WEIGHTS, lexeme(unit.text) + ":*"))
                 score = func.greatest(score, longer)
-            compiled = _Compiled(documents.c.tsv_words.op("@@")(_tsq(unit.word_query())), score)
+            compiled = _Compiled(_atom("w", unit.word_query()), score)
         elif unit.grams and self.stats.get(("ngram", unit.text), 0):
             # no visible case has it as a word: all of its bigrams (never for a number)
             grams = unit.grams
+            self.uses_ngram = True
             compiled = _Compiled(
-                documents.c.tsv_ngram.op("@@")(_tsq(" & ".join(lexeme(g) for g in grams))),
+                _atom("g", " & ".join(lexeme(g) for g in grams)),
                 querying.NGRAM_WEIGHT * _idf(self.count, self.stats[("ngram", unit.text)])
-                * _rank(documents.c.tsv_ngram, NGRAM_WEIGHTS, " | ".join(lexeme(g) for g in grams)))
+                * _rank(ROW_COLUMNS["g"], NGRAM_WEIGHTS, " | ".join(lexeme(g) for g in grams)))
         else:
-            compiled = _Compiled(false(), literal(0.0, Float))
+            compiled = _Compiled(_FALSE, literal(0.0, Float))
         self._units[key] = compiled
         return compiled
 
@@ -521,13 +661,13 @@ class Planner:
             if len(compiled) == 1:
                 match, score = compiled[0].match, compiled[0].score
             else:
-                match = and_(*[c.match for c in compiled])
-                score = sql_case((match, sum((c.score for c in compiled[1:]), compiled[0].score)), else_=0.0)
+                match = _all(*[c.match for c in compiled])
+                score = sql_case((on_row(match), sum((c.score for c in compiled[1:]), compiled[0].score)), else_=0.0)
             if index and word.synonym:
                 score = querying.SYNONYM_WEIGHT * score
             matches.append(match)
             scores.append(score)
-        return _Compiled(or_(*matches), scores[0] if len(scores) == 1 else func.greatest(*scores))
+        return _Compiled(_any(*matches), scores[0] if len(scores) == 1 else func.greatest(*scores))
 
     def word_count(self, word: querying.QueryWord) -> int:
         key = self._word_key(word)
@@ -545,8 +685,8 @@ class Planner:
         limit = querying.COMMON_SHARE * self.count
         useful = [self.word(w).match for w in query_words if self.word_count(w) <= limit]
         if useful:
-            return or_(*useful)
-        return and_(*[self.word(w).match for w in query_words])
+            return _any(*useful)
+        return _all(*[self.word(w).match for w in query_words])
 
     def ranked_score(self, query_words: list[querying.QueryWord]):
         """querying.ranked_scores: the words' scores summed, times the covered share of the query's
@@ -557,8 +697,8 @@ class Planner:
         if len(query_words) < 2:
             return total
         weights = [w.weight * max(self.word_weight(w), 0.05) for w in query_words]
-        covered = sum((sql_case((c.match, weight), else_=0.0) for weight, c in zip(weights[1:], compiled[1:])),
-                      sql_case((compiled[0].match, weights[0]), else_=0.0)) / sum(weights)
+        covered = sum((sql_case((on_row(c.match), weight), else_=0.0) for weight, c in zip(weights[1:], compiled[1:])),
+                      sql_case((on_row(compiled[0].match), weights[0]), else_=0.0)) / sum(weights)
         return total * func.power(covered, querying.COVERAGE_POWER)
 
 
@@ -619,11 +759,18 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
     """Hits, counts and facets of one search, all computed by SQL that applies the reader's scope."""
     planner = Planner(scope)
     planner.prepare(parsed.words + parsed.phrase_words)
-    conditions = []
+    matches = []
     if parsed.words:
-        conditions.append(planner.hit_condition(parsed.words))
+        matches.append(planner.hit_condition(parsed.words))
     for word in parsed.phrase_words:
-        conditions.append(planner.word(word).match)
+        matches.append(planner.word(word).match)
+    # one tree: the tests of one column become one tsquery (one GIN scan)
+    conditions = []
+    if matches:
+        tree = _simplify(_all(*matches))
+        if tree.op == "false":   # no word of the query is in the reader's cases: nothing to ask
+            return Found([], {}, 0, 0, {"category": Counter(), "municipality": Counter(), "kind": Counter()}), planner
+        conditions.append(on_table(tree))
     for phrase in parsed.phrases:
         conditions.append(func.strpos(documents.c.norm_text, phrase) > 0)
     filters = _filters(params, scope)
@@ -639,7 +786,7 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
 
     everything = flags(filters)
     owner = _owner(scope)
-    facet_rows = db.session.execute(base(
+    facet_rows = _execute_on_indexes(base(
         Category.slug.label("slug"), owner.label("owner"), Case.kind.label("kind"),
         func.count().filter(flags([n for n in filters if n != "category"])).label("for_category"),
         func.count().filter(flags([n for n in filters if n != "municipality"])).label("for_municipality"),
@@ -669,12 +816,16 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
 
     # A superseded case (a newer case this reader may read replaces it) comes after all others.
     demoted = sql_case((Case.id.in_(superseded_ids(planner.scope)), 1), else_=0)
+    # The hits (found by the GIN indexes, in the reader's scope, filtered) with their vectors
+    # detoasted once; the score is then computed on those copies by the outer statement.
     score = func.round(cast(planner.ranked_score(parsed.words), Numeric), 6)
-    statement = base(Case.id, score.label("score")).where(everything)
+    inner = base(Case.id.label("id"), key.label("key"), demoted.label("demoted"), *planner.row_vectors()).where(everything)
     if total > RUM_MIN_HITS and rum_in_use():
         pool = _rum_pool(planner, parsed, everything, base)
-        statement = statement.where(Case.id.in_(pool))
-    rows = db.session.execute(statement.order_by(demoted, score.desc(), key.desc(), Case.id).limit(wanted)).all()
+        inner = inner.where(Case.id.in_(pool))
+    hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
+    rows = _execute_on_indexes(select(hit.c.id, score.label("score")).select_from(hit)
+                              .order_by(hit.c.demoted, score.desc(), hit.c.key.desc(), hit.c.id).limit(wanted)).all()
     found.ids = [r.id for r in rows]
     found.scores = {r.id: float(r.score) for r in rows}
     return found, planner
@@ -719,14 +870,16 @@ def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, e
     chosen = sorted((w for w in words if counts[id(w)]), key=lambda w: counts[id(w)])[:10]
     if not chosen:
         return [], {}
-    shared = sum((sql_case((planner.word(w).match, 1), else_=0) for w in chosen[1:]),
-                 sql_case((planner.word(chosen[0]).match, 1), else_=0))
+    shared = sum((sql_case((on_row(planner.word(w).match), 1), else_=0) for w in chosen[1:]),
+                 sql_case((on_row(planner.word(chosen[0]).match), 1), else_=0))
     score = func.round(cast(planner.ranked_score(chosen), Numeric), 6)
-    statement = planner.visible(Case.id, score.label("score")).where(
-        or_(*[planner.word(w).match for w in chosen]), shared >= (2 if len(chosen) >= 3 else 1))
+    inner = planner.visible(Case.id.label("id"), _published_key().label("key"), *planner.row_vectors()).where(
+        on_table(_any(*[planner.word(w).match for w in chosen])))
     if exclude is not None:
-        statement = statement.where(Case.id != exclude)
-    rows = db.session.execute(statement.order_by(score.desc(), _published_key().desc(), Case.id).limit(limit)).all()
+        inner = inner.where(Case.id != exclude)
+    hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
+    statement = select(hit.c.id, score.label("score")).select_from(hit).where(shared >= (2 if len(chosen) >= 3 else 1))
+    rows = _execute_on_indexes(statement.order_by(score.desc(), hit.c.key.desc(), hit.c.id).limit(limit)).all()
     return [r.id for r in rows], {r.id: float(r.score) for r in rows}
 
 
