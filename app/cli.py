@@ -27,11 +27,11 @@ def _service_message(error: ServiceError) -> str:
     return " ".join(error.errors.values()) or error.message
 
 
-def _apply_index_work() -> None:
+def _apply_index_work(procs: int = 1) -> None:
     """CLI commands apply their own index work before they exit (a failure stays queued)."""
     from app.search.sync import apply_after_commit
 
-    apply_after_commit()
+    apply_after_commit(procs=procs)
 
 
 def _user_or_fail(username: str) -> User:
@@ -218,7 +218,9 @@ def content_load(demo):
 @cases.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="検証だけして取り込まない")
-def cases_import(path, dry_run):
+@click.option("--procs", default=min(2, os.cpu_count() or 1), show_default=True,
+              help="索引作成のプロセス数（多数の事例のとき）")
+def cases_import(path, dry_run, procs):
     """JSON Lines (.jsonl) または CSV (.csv; UTF-8 / BOM 付き UTF-8 / CP932) から事例を取り込む。"""
     from app.services.importing import ImportFailed, import_cases
 
@@ -237,7 +239,7 @@ def cases_import(path, dry_run):
         click.echo(f"検証のみ: {report.created} 件を取り込めます（取り込んでいません）。")
         return
     db.session.commit()
-    _apply_index_work()
+    _apply_index_work(procs=procs)
     click.echo(f"{report.created} 件の事例を取り込み、公開しました。")
 
 
@@ -295,11 +297,13 @@ def search_check():
 
 
 @search.command("sync")
-def search_sync():
+@click.option("--procs", default=min(2, os.cpu_count() or 1), show_default=True,
+              help="索引作成のプロセス数（多数の事例のとき）")
+def search_sync(procs):
     """待ち行列にある索引作業を今すぐ反映する（失敗したものの再試行）。"""
     from app.search.sync import apply_pending
 
-    count = apply_pending()
+    count = apply_pending(procs=procs)
     click.echo(f"{count} 件の事例を索引に反映しました。")
 
 

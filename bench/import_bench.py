@@ -68,7 +68,7 @@ def main() -> None:
             db.session.commit()
             stored = time.perf_counter() - started
             started = time.perf_counter()
-            written = sync.apply_pending()
+            written = sync.apply_pending(procs=min(2, os.cpu_count() or 1))
             indexed = time.perf_counter() - started
             total = stored + indexed
             check = sync.check()

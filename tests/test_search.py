@@ -269,7 +269,7 @@ def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     desk = make_user("helpdesk")
     from app.search import index as index_module
 
-    def broken_writer(self, generation=None):
+    def broken_writer(self, generation=None, procs=1):
         raise OSError("disk full")
 
     monkeypatch.setattr(index_module.SearchIndex, "writer", broken_writer)
@@ -494,6 +494,44 @@ def test_import_jsonl_with_a_tag_list_and_reimport_skips(runner, tmp_path):
     again = runner.invoke(args=["cases", "import", str(path)])
     assert again.exit_code == 0 and "読み飛ばしました" in again.output
     assert db.session.scalar(select(func.count()).select_from(Case)) == 1
+
+
+def test_a_bulk_import_is_stored_in_batches_and_written_by_several_index_processes(app, runner, tmp_path, monkeypatch,
+                                                                                   make_user):
+    """Batches of a few rows and a parallel index writer (thresholds lowered) give what one row
+    at a time did: every case with its tags, one revision each, one document each in the index
+    (also for a case that was indexed before and is written again), a clean check."""
+    from app.models import CaseRevision
+    from app.search import sync
+    from app.services import importing
+
+    monkeypatch.setattr(importing, "IMPORT_BATCH", 3)
+    monkeypatch.setattr(sync, "PARALLEL_MIN", 4)
+    desk = make_user("helpdesk")
+    before = add_case(make_user, "既存の事例 UTM", body="UTM")
+    rows = [{"title": f"一括事例{i}", "issue": f"症状{i} ファイアウォール", "resolution": "対応",
+             "tags": ["UTM", f"タグ{i % 3}"], "category": "security", "municipality": "呉市", "visibility": "all"}
+            for i in range(11)]
+    path = write(tmp_path / "bulk.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    queue_case(before)   # written again in the same bulk: replaced, not doubled
+    db.session.commit()
+    from app.search.index import SearchIndex
+
+    writers, real_writer = [], SearchIndex.writer
+    monkeypatch.setattr(SearchIndex, "writer", lambda self, generation=None, procs=1: (
+        writers.append(procs), real_writer(self, generation, procs))[1])
+    result = runner.invoke(args=["cases", "import", str(path), "--procs", "2"])
+    assert result.exit_code == 0, result.output
+    assert writers == [2]
+    cases = db.session.scalars(select(Case).where(Case.title.like("一括事例%"))).all()
+    assert len(cases) == 11
+    assert all(sorted(t.name for t in c.tags) == sorted(["UTM", f"タグ{int(c.title[4:]) % 3}"]) for c in cases)
+    assert db.session.scalar(select(func.count()).select_from(CaseRevision)
+                             .where(CaseRevision.case_id.in_([c.id for c in cases]))) == 11
+    assert all(c.review_due is not None for c in cases)
+    assert check().ok and not pending_exists()
+    result, found = titles(desk, "UTM")
+    assert result.total == 12 and found.count("既存の事例 UTM") == 1
 
 
 def test_import_reports_malformed_jsonl_lines(runner, tmp_path):

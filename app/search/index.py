@@ -588,11 +588,13 @@ class SearchIndex:
 
     # --- writing --------------------------------------------------------------------------
     @contextmanager
-    def writer(self, generation: str | None = None):
-        """A Whoosh writer on the current generation; hold ``lock()`` around it."""
+    def writer(self, generation: str | None = None, procs: int = 1):
+        """A Whoosh writer on the current generation; hold ``lock()`` around it. With ``procs`` > 1,
+        documents are analysed and written by that many processes (one new segment each)."""
         name = generation or self.ensure()
         index = whoosh_index.open_dir(str(self.root / name))
-        writer = index.writer(compound=False)
+        writer = (index.writer(procs=procs, limitmb=256, multisegment=True, compound=False) if procs > 1
+                  else index.writer(compound=False))
         try:
             yield writer
         except BaseException:

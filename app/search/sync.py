@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 500                          # cases loaded from the database at a time
 BULK = 20_000                        # outbox rows per Whoosh commit (one merge per commit)
+PARALLEL_BULK = 100_000              # ... when several processes write (each commit adds a segment each)
+PARALLEL_MIN = 2_000                 # cases from which a queue is written by several processes
 RETENTION = timedelta(days=2)
 CONSUMER_TTL = timedelta(days=7)     # an index not seen for longer is forgotten (rebuild it)
 CONSUMER_FILE = "consumer"
@@ -129,12 +131,12 @@ def _forget_rolled_back_work(session: Session) -> None:
     session.info.pop("search_documents_pending", None)
 
 
-def apply_after_commit() -> None:
+def apply_after_commit(procs: int = 1) -> None:
     """Apply the work this session committed (end of a request or CLI command). Never raises."""
     if not db.session.info.pop("search_outbox_committed", False):
         return
     try:
-        apply_pending()
+        apply_pending(procs=procs)
     except IndexUnavailable as error:
         log.warning("index work stays queued: %s", error)
     except Exception:  # the rows stay queued and are retried
@@ -194,13 +196,17 @@ def _load_cases(ids: list[int]) -> dict[int, Case]:
 
 
 def _write(writer, case_ids: list[int]) -> None:
+    """The cases' current documents: old ones deleted with one searcher, new ones added.
+    (``update_document`` opened a searcher for every case: most of an import's index time.)"""
     cases = _load_cases(case_ids)
+    with writer.searcher() as searcher:
+        for case_id in case_ids:
+            for docnum in searcher.document_numbers(id=str(case_id)):
+                writer.delete_document(docnum)
     for case_id in case_ids:
         case = cases.get(case_id)
         if is_searchable(case):
-            writer.update_document(**case_document(case))
-        else:
-            writer.delete_by_term("id", str(case_id))
+            writer.add_document(**case_document(case))
 
 
 # --- where each index stands -----------------------------------------------------------------
@@ -295,13 +301,15 @@ def pending_exists(older_than_seconds: float = 0, index: SearchIndex | None = No
 
 # --- applying ---------------------------------------------------------------------------------
 
-def apply_pending(index: SearchIndex | None = None) -> int:
+def apply_pending(index: SearchIndex | None = None, procs: int = 1) -> int:
     """Apply every change this index has not applied yet, under the index's write lock; returns
     how many cases were written.
 
     Each server's index applies every row itself. A large queue (an import, a category rename)
     goes through one Whoosh writer per ``BULK`` rows, loading ``BATCH`` cases at a time, so that
-    it runs at reindex speed instead of merging segments every few hundred cases."""
+    it runs at reindex speed instead of merging segments every few hundred cases; from
+    ``PARALLEL_MIN`` cases on, with ``procs`` > 1 (CLI commands only: a server's worker threads
+    must not fork), that writer uses several processes as a reindex does."""
     from app.search.backend import postgres_active
 
     if index is None and postgres_active():
@@ -319,17 +327,18 @@ def apply_pending(index: SearchIndex | None = None) -> int:
         while True:
             position = _position_of(name)
             xmin = _snapshot_xmin() if postgres else 0   # taken before the read: see _move_position
-            rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(BULK)).all()
+            bulk = PARALLEL_BULK if procs > 1 else BULK
+            rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(bulk)).all()
             if not rows:
                 if postgres:
                     _move_position(name, position, xmin)
                 db.session.commit()
                 break
-            complete = len(rows) < BULK   # everything pending at this read; later work waits for the next call
+            complete = len(rows) < bulk   # everything pending at this read; later work waits for the next call
             row_ids = [r.id for r in rows]
             case_ids = sorted({r.case_id for r in rows})
             try:
-                with index.writer() as writer:
+                with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
                     for start in range(0, len(case_ids), BATCH):
                         _write(writer, case_ids[start:start + BATCH])
             except Exception as error:

@@ -52,6 +52,10 @@ def touch(session: Session, case_ids) -> None:
 def snapshot(session: Session, case: Case) -> dict:
     tag_names = session.scalars(select(Tag.name).join(case_tags, case_tags.c.tag_id == Tag.id)
                                 .where(case_tags.c.case_id == case.id).order_by(Tag.name))
+    return _snapshot(case, tag_names)
+
+
+def _snapshot(case: Case, tag_names) -> dict:
     return {"title": case.title or "", "issue": case.issue or "", "environment": case.environment or "",
             "cause": case.cause or "", "resolution": case.resolution or "", "category_id": case.category_id,
             "tags": "、".join(tag_names), "state": case.state, "visibility": case.visibility,
@@ -99,12 +103,35 @@ def write_revisions(session: Session) -> None:
     notes = session.info.get(_INFO_NOTES) or {}
     audits = session.info.get("history_audits") or {}
     _forget(session)
+    for start in range(0, len(case_ids), REVISION_BATCH):
+        _write_revisions_of(session, case_ids[start:start + REVISION_BATCH], notes, audits)
+    session.flush()
+    _forget(session)
+
+
+REVISION_BATCH = 500
+
+
+def _write_revisions_of(session: Session, case_ids: list[int], notes: dict, audits: dict) -> None:
+    """The revisions of some cases, read with three statements (an import of 100,000 cases
+    spent more time here, three statements a case, than storing the cases)."""
+    cases = {c.id: c for c in session.scalars(select(Case).where(Case.id.in_(case_ids)))}
+    tag_names: dict[int, list[str]] = {}
+    for case_id, name in session.execute(
+            select(case_tags.c.case_id, Tag.name).join(Tag, case_tags.c.tag_id == Tag.id)
+            .where(case_tags.c.case_id.in_(case_ids)).order_by(case_tags.c.case_id, Tag.name)):
+        tag_names.setdefault(case_id, []).append(name)
+    newest = (select(CaseRevision.case_id, func.max(CaseRevision.number).label("number"))
+              .where(CaseRevision.case_id.in_(case_ids)).group_by(CaseRevision.case_id).subquery())
+    latest_of = {r.case_id: r for r in session.scalars(select(CaseRevision).join(
+        newest, (CaseRevision.case_id == newest.c.case_id) & (CaseRevision.number == newest.c.number)))}
+    categories = {c.id: c for c in session.scalars(select(Category))}   # a few dozen
     for case_id in case_ids:
-        case = session.get(Case, case_id)
+        case = cases.get(case_id)
         if case is None:
             continue
-        current = snapshot(session, case)
-        last = latest(session, case_id)
+        current = _snapshot(case, tag_names.get(case_id, []))
+        last = latest_of.get(case_id)
         before = revision_values(last) if last is not None else None
         if before == current:
             continue
@@ -118,14 +145,12 @@ def write_revisions(session: Session) -> None:
             labels.insert(0, "作成")
         elif not labels:
             labels.append("変更")
-        category = session.get(Category, case.category_id) if case.category_id else None
+        category = categories.get(case.category_id)
         session.add(CaseRevision(
             case_id=case_id, number=(last.number + 1) if last else 1, actor_id=actor_id or case.updated_by_id,
             actions="・".join(labels)[:300], changed="・".join(changed)[:300],
             category_name=category.name if category else "", **current,
         ))
-    session.flush()
-    _forget(session)
 
 
 event.listen(Session, "after_flush", _after_flush)

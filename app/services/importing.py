@@ -7,6 +7,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Case, CaseState, Municipality, Visibility, as_utc, utcnow
+from app.models import Case, CaseState, Municipality, Tag, Visibility, as_utc, utcnow
 from app.models.case import ArticleType, CaseKind
 from app.search.sync import queue_case
 from app.services import audit, review
@@ -123,7 +124,8 @@ class _Row:
     article_type: str | None = None
 
 
-def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, list[str]]:
+def _validate(number: int, row: dict, default_category, category_named=find_category,
+              municipality_named=find_municipality) -> tuple[_Row | None, list[str]]:
     errors: dict[str, str] = {}
     title = clean_title(row.get("title"), errors)
     # An article (kind "article": お知らせ・手順書・注意喚起) has one text, its body, in "issue".
@@ -145,13 +147,13 @@ def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, li
                                  required=name in required)
     category = default_category
     if row.get("category") not in (None, ""):
-        category = find_category(str(row["category"]))
+        category = category_named(str(row["category"]))
         if category is None:
             errors["category"] = f"分類「{row['category']}」はありません"
     tags = parse_tag_names(row.get("tags"), errors)
     municipality = None
     if row.get("municipality") not in (None, ""):
-        municipality = find_municipality(str(row["municipality"]))
+        municipality = municipality_named(str(row["municipality"]))
         if municipality is None:
             errors["municipality"] = f"市町「{row['municipality']}」が見つかりません"
     visibility = (row.get("visibility") or Visibility.PRIVATE.value)
@@ -169,14 +171,19 @@ def _validate(number: int, row: dict, default_category) -> tuple[_Row | None, li
     return _Row(number, title, texts, category, tags, municipality, visibility, published_at, kind, article_type), []
 
 
+IMPORT_BATCH = 500
+
+
 def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportReport:
     """Validate every row first; import all (published and queued for the index) or nothing."""
     rows = read_rows(path)
     default_category = find_category("other")
     valid: list[_Row] = []
     problems: list[str] = []
+    # The same few dozen names come back on every row: each is looked up once per import.
+    category_named, municipality_named = lru_cache(maxsize=None)(find_category), lru_cache(maxsize=None)(find_municipality)
     for number, row in rows:
-        checked, errors = _validate(number, row, default_category)
+        checked, errors = _validate(number, row, default_category, category_named, municipality_named)
         problems += errors
         if checked:
             valid.append(checked)
@@ -186,29 +193,46 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
     existing = {
         (title, owner) for title, owner in db.session.execute(select(Case.title, Case.municipality_id))
     }
-    for row in valid:
-        owner = row.municipality.id if row.municipality else None
-        if (row.title, owner) in existing:
-            report.skipped.append(f"line {row.number}: 同じ件名の事例がすでにあるため読み飛ばしました: {row.title}")
-            continue
-        existing.add((row.title, owner))
-        if dry_run:
+    known_tags = {t.name: t for t in db.session.scalars(select(Tag))}
+    batch: list[Case] = []
+    months: dict[int, int] = {}   # review period per category
+    # Written IMPORT_BATCH cases per flush, then queued for the index (they need their ids): a
+    # lookup with autoflush (a tag, a category's review period) would flush every row.
+    with db.session.no_autoflush:
+        for row in valid:
+            owner = row.municipality.id if row.municipality else None
+            if (row.title, owner) in existing:
+                report.skipped.append(f"line {row.number}: 同じ件名の事例がすでにあるため読み飛ばしました: {row.title}")
+                continue
+            existing.add((row.title, owner))
             report.created += 1
-            continue
-        case = Case(
-            title=row.title, **row.fields, category=row.category, tags=tags_for(row.tags),
-            municipality=row.municipality, state=CaseState.PUBLISHED.value, visibility=row.visibility,
-            sharing_consent=row.visibility, published_at=row.published_at, created_by=user, updated_by=user,
-            kind=row.kind, article_type=row.article_type,
-        )
-        review.schedule(case, row.published_at)   # imported cases are reviewed like published ones
-        db.session.add(case)
-        db.session.flush()
-        queue_case(case)
-        report.created += 1
+            if dry_run:
+                continue
+            case = Case(
+                title=row.title, **row.fields, category=row.category, tags=tags_for(row.tags, known_tags),
+                municipality=row.municipality, state=CaseState.PUBLISHED.value, visibility=row.visibility,
+                sharing_consent=row.visibility, published_at=row.published_at, created_by=user, updated_by=user,
+                kind=row.kind, article_type=row.article_type,
+            )
+            if row.category.id not in months:
+                months[row.category.id] = review.review_months(row.category)
+            review.schedule(case, row.published_at, months[row.category.id])   # reviewed like published ones
+            db.session.add(case)
+            batch.append(case)
+            if len(batch) >= IMPORT_BATCH:
+                _flush_and_queue(batch)
+        _flush_and_queue(batch)
     if not dry_run and report.created:
         audit.record(user, "case.import", None, f"{path.name}: {report.created}件")
     return report
+
+
+def _flush_and_queue(batch: list[Case]) -> None:
+    if batch:
+        db.session.flush()
+        for case in batch:
+            queue_case(case)
+        batch.clear()
 
 
 def export_rows(state: str = CaseState.PUBLISHED.value) -> list[dict]:

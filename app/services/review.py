@@ -61,9 +61,11 @@ def review_months(category: Category) -> int:
     return CATEGORY_REVIEW_MONTHS.get(category.slug, DEFAULT_REVIEW_MONTHS)
 
 
-def schedule(case: Case, reviewed_at: datetime | None = None) -> None:
-    """The next review date, counted from ``reviewed_at`` (default now)."""
-    case.review_due = add_months(_local_day(reviewed_at or utcnow()), review_months(case.category))
+def schedule(case: Case, reviewed_at: datetime | None = None, months: int | None = None) -> None:
+    """The next review date, counted from ``reviewed_at`` (default now), ``months`` later (default:
+    the category's period; a bulk import looks it up once per category)."""
+    months = months if months is not None else review_months(case.category)
+    case.review_due = add_months(_local_day(reviewed_at or utcnow()), months)
 
 
 def last_checked(case: Case) -> datetime | None:

@@ -104,11 +104,15 @@ def parse_tag_names(value, errors: dict[str, str], field: str = "tags") -> list[
     return names
 
 
-def tags_for(names: list[str]) -> list[Tag]:
-    """The Tag rows for these names, created when missing."""
+def tags_for(names: list[str], known: dict[str, Tag] | None = None) -> list[Tag]:
+    """The Tag rows for these names, created when missing. ``known`` (name → Tag, every tag of the
+    database, kept up to date here) spares a bulk import one statement a row."""
     if not names:
         return []
-    existing = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    if known is not None:
+        existing = known
+    else:
+        existing = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
     tags = []
     for name in names:
         tag = existing.get(name)
