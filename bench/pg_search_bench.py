@@ -36,7 +36,7 @@ from search_bench import BROAD, SELECTIVE, SENTENCES, build_corpus, percentile  
 from tests.pg_cluster import _as_server_user, database_url, server_bin_dir  # noqa: E402
 
 CACHE = Path("/tmp/pg-search-bench-cache")
-REPEAT = 5
+REPEAT = 10
 KINDS = {"broad": BROAD, "selective": SELECTIVE, "sentence": SENTENCES}
 USERS = ("bench-kure", "bench-desk")
 OPTIONS = "-c listen_addresses='' -c fsync=off -c synchronous_commit=off -c shared_buffers=128MB"
@@ -221,7 +221,10 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="build the cached cluster again")
     parser.add_argument("--profile", action="store_true", help="print each SQL statement's time for one query")
     parser.add_argument("--results", action="store_true", help="print the ids and scores found")
+    parser.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query (default %(default)s)")
     args = parser.parse_args()
+    global REPEAT
+    REPEAT = args.repeat
     print(f"machine: {platform.platform()} | python {platform.python_version()} | cpus {os.cpu_count()}")
     for size in args.sizes:
         run(size, args.rebuild, args.profile, args.results)

@@ -78,7 +78,18 @@ _DDL = [
         tags text[] NOT NULL DEFAULT '{}',
         norm_text text NOT NULL DEFAULT '',
         signature text NOT NULL DEFAULT '',
-        indexed_at timestamptz NOT NULL DEFAULT now())""",
+        indexed_at timestamptz NOT NULL DEFAULT now()) WITH (toast_tuple_target = 128)""",
+    # Narrow rows: every long value (vectors, text) kept out of line in the TOAST table, so the
+    # heap is ~130 bytes a row (17 MB -> 1.3 MB at 10,000 cases). A GIN bitmap scan then reads a
+    # few pages instead of one per hit (the counts and hit lists read case_id only; the vectors
+    # are fetched once per hit, for ranking). Set on a table made by an earlier version as well;
+    # rows already written become narrow when rewritten (``search reindex``).
+    """DO $$ BEGIN
+        IF NOT coalesce((SELECT 'toast_tuple_target=128' = ANY(reloptions) FROM pg_class
+                         WHERE oid = 'search_documents'::regclass), false) THEN
+            ALTER TABLE search_documents SET (toast_tuple_target = 128);
+        END IF;
+    END $$""",
     "CREATE INDEX IF NOT EXISTS search_documents_words ON search_documents USING gin (tsv_words)",
     "CREATE INDEX IF NOT EXISTS search_documents_ngram ON search_documents USING gin (tsv_ngram)",
     "CREATE INDEX IF NOT EXISTS search_documents_tags ON search_documents USING gin (tags)",
@@ -475,19 +486,22 @@ def _render(cond: _Cond, columns: dict):
     return or_(*parts) if cond.op == "or" else and_(*parts)
 
 
-def _execute_on_indexes(statement):
-    """Run ``statement`` with sequential scans discouraged for this one statement. The planner
-    prices ``@@`` as a cheap operator, so for a word in a quarter or more of the documents it
-    prefers reading the whole table, where every row's TOASTed vector is fetched and decompressed
-    (~2 us a row); the GIN bitmap scan finds the same rows without touching the vectors. The
-    setting is transaction-local and put back at once (a failed statement ends the transaction,
-    which drops it anyway). It changes plans, never results."""
-    previous = db.session.scalar(text("SELECT current_setting('enable_seqscan')"))
-    if previous == "off":
-        return db.session.execute(statement)
-    db.session.execute(text("SELECT set_config('enable_seqscan', 'off', true)"))
+def _execute_on_indexes(statement, *, merge_joins: bool = True):
+    """Run ``statement`` with sequential scans (and, ``merge_joins=False``, merge joins)
+    discouraged for this one statement. The planner prices ``@@`` as a cheap operator, so for a
+    word in a quarter or more of the documents it prefers reading the whole table, where every
+    row's TOASTed vector is fetched and decompressed (~2 us a row); the GIN bitmap scan finds the
+    same rows without touching the vectors. (The counts: a merge join sorted every word's rows;
+    hashing the reader's cases once is cheaper.) The settings are transaction-local and put back
+    at once (a failed statement ends the transaction, which drops them anyway). They change
+    plans, never results."""
+    names = ["enable_seqscan"] + ([] if merge_joins else ["enable_mergejoin"])
+    reads = ", ".join(f"current_setting('{n}')" for n in names)
+    sets = ", ".join(f"set_config('{n}', 'off', true)" for n in names)
+    previous = db.session.execute(text(f"SELECT {reads}, {sets}")).one()[:len(names)]
     result = db.session.execute(statement)
-    db.session.execute(text("SELECT set_config('enable_seqscan', :value, true)"), {"value": previous})
+    restore = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
+    db.session.execute(text(f"SELECT {restore}"), {f"v{i}": v for i, v in enumerate(previous)})
     return result
 
 
@@ -569,7 +583,7 @@ class Planner:
             matches = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("matches")
             counts = dict(_execute_on_indexes(
                 select(matches.c.k, func.count()).select_from(matches.join(scoped, scoped.c.id == matches.c.case_id))
-                .group_by(matches.c.k)).all())
+                .group_by(matches.c.k), merge_joins=False).all())
         for key in keys:
             cond = wanted[key]
             canonical = _simplify(cond) if cond is not None else None
@@ -590,12 +604,42 @@ class Planner:
                 wanted[("prefix", unit.text)] = _atom("w", lexeme(unit.text) + ":*")
             if unit.grams:
                 wanted[("ngram", unit.text)] = _atom("g", " & ".join(lexeme(g) for g in unit.grams))
+        # A word of several units (a synonym group, a run split by the dictionary) matches as its
+        # units do, which the counts above decide. Counted here as if every unit were found as a
+        # word: right whenever none of them falls back to its bigrams (a unit found in none of the
+        # reader's cases matches none of them either way); otherwise counted again below.
+        guesses = {self._word_key(w): self._word_as_words(w) for w in query_words
+                   if self._word_key(w) and ("word", self._word_key(w)) not in self.stats}
+        for key, guess in guesses.items():
+            wanted[("guess", key)] = guess
         self._run_counts(wanted)
         self.count = self.stats[("all",)]
-        # word-level counts (a synonym group, a word of several units) need their own statement
+        for w in query_words:
+            key = self._word_key(w)
+            if key in guesses and self._matches_as_words(w):
+                self.stats[("word", key)] = self.stats[("guess", key)]
+        # the other word-level counts need their own statement
         extra = {("word", self._word_key(w)): self.word(w).match
                  for w in query_words if self._word_key(w) and ("word", self._word_key(w)) not in self.stats}
         self._run_counts(extra)
+
+    @staticmethod
+    def _word_as_words(word: querying.QueryWord) -> _Cond:
+        """What ``word(word).match`` is when every unit of the word is found as a word."""
+        return _any(*[_all(*[_atom("w", _Unit(t).word_query()) for t in member]) for member in word.members])
+
+    def _matches_as_words(self, word: querying.QueryWord) -> bool:
+        """Whether ``word(word).match`` selects, among the reader's cases, what ``_word_as_words``
+        does: each unit is found as a word (the same test), or matches nothing (FALSE there, a test
+        that finds none of the reader's cases here); not when a unit falls back to its bigrams."""
+        for member in word.members:
+            for t in member:
+                unit = _Unit(t)
+                if ("unit", t, ()) not in self.stats:
+                    return False
+                if not self.stats[("unit", t, ())] and unit.grams and self.stats.get(("ngram", t), 0):
+                    return False
+        return True
 
     @staticmethod
     def _units_of(word: querying.QueryWord) -> list[_Unit]:
