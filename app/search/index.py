@@ -354,7 +354,10 @@ class ScopedView:
         entries: most terms match few documents, and kept dense (400 KB each at 100,000 cases)
         the words of a few case pages filled the cache, so every page computed them again.
         Each call returns a fresh array the caller may change."""
-        return self.memo(key, lambda: _SparseScores.of(compute())).dense(self.size)
+        def sparse():
+            found = compute()
+            return found if isinstance(found, _SparseScores) else _SparseScores.of(found)
+        return self.memo(key, sparse).dense(self.size)
 
     def average_length(self, fieldname: str) -> float:
         def compute():
@@ -365,15 +368,14 @@ class ScopedView:
     def impacts(self, fieldname: str, text: str) -> np.ndarray:
         """BM25 of one term in one field, per document of the scope (0 where absent or not allowed)."""
         def compute():
-            out = np.zeros(self.size, dtype=np.float32)
             ids, tf = self.cache.postings(fieldname, text)
             keep = self.allowed[ids]
             ids, tf = ids[keep], tf[keep]
-            if len(ids):
-                idf = math.log(self.count / (len(ids) + 1)) + 1
-                norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
-                out[ids] = idf * (tf * (K1 + 1)) / (tf + norm)
-            return out
+            if not len(ids):
+                return _SparseScores(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+            idf = math.log(self.count / (len(ids) + 1)) + 1
+            norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
+            return _SparseScores(ids.astype(np.int32), (idf * (tf * (K1 + 1)) / (tf + norm)).astype(np.float32))
         return self.scores_memo(("impacts", fieldname, text), compute)
 
 
