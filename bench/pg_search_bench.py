@@ -223,8 +223,7 @@ def main() -> None:
     parser.add_argument("--results", action="store_true", help="print the ids and scores found")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query (default %(default)s)")
     args = parser.parse_args()
-    global REPEAT
-    REPEAT = args.repeat
+    globals()["REPEAT"] = args.repeat
     print(f"machine: {platform.platform()} | python {platform.python_version()} | cpus {os.cpu_count()}")
     for size in args.sizes:
         run(size, args.rebuild, args.profile, args.results)
