@@ -486,7 +486,7 @@ def _render(cond: _Cond, columns: dict):
     return or_(*parts) if cond.op == "or" else and_(*parts)
 
 
-def _execute_on_indexes(statement, *, merge_joins: bool = True):
+def _execute_on_indexes(statement, *, merge_joins: bool = True, index_scans: bool = True):
     """Run ``statement`` with sequential scans (and, ``merge_joins=False``, merge joins)
     discouraged for this one statement. The planner prices ``@@`` as a cheap operator, so for a
     word in a quarter or more of the documents it prefers reading the whole table, where every
@@ -495,7 +495,8 @@ def _execute_on_indexes(statement, *, merge_joins: bool = True):
     hashing the reader's cases once is cheaper.) The settings are transaction-local and put back
     at once (a failed statement ends the transaction, which drops them anyway). They change
     plans, never results."""
-    names = ["enable_seqscan"] + ([] if merge_joins else ["enable_mergejoin"])
+    names = (["enable_seqscan", "jit"] + ([] if merge_joins else ["enable_mergejoin"])
+             + ([] if index_scans else ["enable_indexscan"]))
     reads = ", ".join(f"current_setting('{n}')" for n in names)
     sets = ", ".join(f"set_config('{n}', 'off', true)" for n in names)
     previous = db.session.execute(text(f"SELECT {reads}, {sets}")).one()[:len(names)]
@@ -923,7 +924,8 @@ def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, e
         inner = inner.where(Case.id != exclude)
     hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
     statement = select(hit.c.id, score.label("score")).select_from(hit).where(shared >= (2 if len(chosen) >= 3 else 1))
-    rows = _execute_on_indexes(statement.order_by(score.desc(), hit.c.key.desc(), hit.c.id).limit(limit)).all()
+    rows = _execute_on_indexes(statement.order_by(score.desc(), hit.c.key.desc(), hit.c.id).limit(limit),
+                               index_scans=False).all()
     return [r.id for r in rows], {r.id: float(r.score) for r in rows}
 
 
