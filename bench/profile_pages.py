@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["case", "search", "mixed"], default="case")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--helpdesk", action="store_true", help="sign in as the help desk")
+    parser.add_argument("--sql", action="store_true", help="print the SQL statements of the last page")
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--cache-dir", default="/tmp/helpdesk-load-cache")
     args = parser.parse_args()
@@ -72,6 +73,19 @@ def main() -> None:
                 paths.append("/search?q=" + q)
         for path in paths[:10]:
             client.get(path)   # warm-up
+        if args.sql:
+            from sqlalchemy import event
+
+            statements = []
+            with app.app_context():
+                engine = db.engine
+            listener = lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split())[:160])
+            event.listen(engine, "before_cursor_execute", listener)
+            client.get(paths[0])
+            event.remove(engine, "before_cursor_execute", listener)
+            print(f"{len(statements)} statements for {paths[0]}:")
+            for statement in statements:
+                print("  ", statement)
         profiler = cProfile.Profile() if args.profile else None
         times = []
         if profiler:

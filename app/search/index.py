@@ -112,9 +112,11 @@ def _numeric_column(column, doccount: int) -> np.ndarray:
         out = np.full(doccount, raw_reader._default, dtype=values.dtype)
         out[: len(values)] = values[:doccount]
         return out
-    # Value by value: a document without a value reads as the column's "missing" default, which for
-    # an unsigned 64-bit column is beyond int64 (seen under load while publishes were written);
-    # such a value becomes -1 (no case, no date) instead of an OverflowError.
+    # Value by value: a document without a value reads as the column's "missing" default, which
+    # Whoosh sets to the field's maximum (NUMERIC: "int fields default to the maximum representable
+    # value"), 2**64 - 1 for our unsigned 64-bit columns: beyond int64 (an OverflowError under load,
+    # while publishes were written). It becomes -1 (no case, no date), as the fast path above gives
+    # (the same bits read as int64).
     limit = np.iinfo(np.int64).max
     values = np.fromiter((v if isinstance(v, int) and 0 <= v <= limit else -1 for v in column), dtype=np.int64)
     out = np.full(doccount, -1, dtype=np.int64)
