@@ -351,15 +351,17 @@ class ScopedView:
     def memo(self, key: tuple, compute):
         return self.cache.memo(("scoped", self.key, *key), compute)
 
-    def scores_memo(self, key: tuple, compute) -> np.ndarray:
+    def scores_memo(self, key: tuple, compute, sparse: bool = False):
         """A per-document score array (float32, 0 where absent), remembered as its non-zero
         entries: most terms match few documents, and kept dense (400 KB each at 100,000 cases)
         the words of a few case pages filled the cache, so every page computed them again.
-        Each call returns a fresh array the caller may change."""
-        def sparse():
+        Each call returns a fresh array the caller may change; ``sparse=True``: the remembered
+        non-zero entries themselves (``ids``, ``values``; do not change them)."""
+        def remembered():
             found = compute()
-            return found if isinstance(found, _SparseScores) else _SparseScores.of(found)
-        return self.memo(key, sparse).dense(self.size)
+            return found if isinstance(found, SparseScores) else SparseScores.of(found)
+        found = self.memo(key, remembered)
+        return found if sparse else found.dense(self.size)
 
     def average_length(self, fieldname: str) -> float:
         def compute():
@@ -374,10 +376,10 @@ class ScopedView:
             keep = self.allowed[ids]
             ids, tf = ids[keep], tf[keep]
             if not len(ids):
-                return _SparseScores(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
+                return SparseScores(np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.float32))
             idf = math.log(self.count / (len(ids) + 1)) + 1
             norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
-            return _SparseScores(ids.astype(np.int32), (idf * (tf * (K1 + 1)) / (tf + norm)).astype(np.float32))
+            return SparseScores(ids.astype(np.int32), (idf * (tf * (K1 + 1)) / (tf + norm)).astype(np.float32))
         return self.scores_memo(("impacts", fieldname, text), compute)
 
 
@@ -391,18 +393,24 @@ class _Terms:
 
 
 @dataclass
-class _SparseScores:
+class SparseScores:
+    """Scores of the documents that have one (``ids`` ascending, unique; ``values`` > 0)."""
     ids: np.ndarray
     values: np.ndarray
 
     @classmethod
-    def of(cls, scores: np.ndarray) -> "_SparseScores":
+    def of(cls, scores: np.ndarray) -> "SparseScores":
         ids = np.flatnonzero(scores).astype(np.int32)
         return cls(ids, scores[ids].astype(np.float32))
 
     def dense(self, size: int) -> np.ndarray:
         out = np.zeros(size, dtype=np.float32)
         out[self.ids] = self.values
+        return out
+
+    def mask(self, size: int) -> np.ndarray:
+        out = np.zeros(size, dtype=bool)
+        out[self.ids] = True
         return out
 
     @property

@@ -190,7 +190,7 @@ def _prefix_impacts(view, text: str) -> np.ndarray:
     return view.scores_memo(("prefix", text), compute)
 
 
-def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarray:
+def _single_impacts(view, text: str, parts: list[str] | None = None, sparse: bool = False):
     """Score per document for one word: its exact form, plus its compound parts (only where all of
     them occur), lower; longer words starting with it (katakana/Latin), lower still; a word the
     reader's cases do not have as a word is matched by its bigrams instead (all of them)."""
@@ -211,14 +211,20 @@ def _single_impacts(view, text: str, parts: list[str] | None = None) -> np.ndarr
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
             scores += NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
         return scores
-    return view.scores_memo(("word", text, tuple(parts or ())), compute)
+    return view.scores_memo(("word", text, tuple(parts or ())), compute, sparse)
 
 
 def word_impacts(view, word: QueryWord) -> np.ndarray:
-    """Score per document of a query word (0: no match). For a synonym group, its best member
-    (a member of several words needs all of them); members other than the typed one count less."""
+    """Score per document of a query word (0: no match), as a fresh dense array."""
+    return word_scores(view, word).dense(view.size)
+
+
+def word_scores(view, word: QueryWord):
+    """Score of a query word in the documents that match it (``SparseScores``: ``ids``, ``values``).
+    For a synonym group, its best member (a member of several words needs all of them); members
+    other than the typed one count less."""
     if not word.members:
-        return _single_impacts(view, word.text, word.parts)
+        return _single_impacts(view, word.text, word.parts, sparse=True)
 
     def compute():
         best = np.zeros(view.size, dtype=np.float32)
@@ -232,19 +238,20 @@ def word_impacts(view, word: QueryWord) -> np.ndarray:
                 score = SYNONYM_WEIGHT * score
             np.maximum(best, score, out=best)
         return best
-    return view.scores_memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute)
+    return view.scores_memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute,
+                            sparse=True)
 
 
 def word_weight(view, word: QueryWord) -> float:
     """How much a word says: its idf over the reader's cases (from the documents it matches)."""
-    matched = int(np.count_nonzero(word_impacts(view, word) > 0))
+    matched = len(word_scores(view, word).ids)
     return math.log((view.count + 1) / (matched + 0.5))
 
 
 def hit_mask(view, query_words: list[QueryWord]) -> np.ndarray:
     """Documents with at least one informative word of the query (one that is not in most of the
     reader's cases); when every word is that common, documents with all of them."""
-    present = [word_impacts(view, w) > 0 for w in query_words]
+    present = [word_scores(view, w).mask(view.size) for w in query_words]
     limit = COMMON_SHARE * view.count
     useful = [p for p in present if np.count_nonzero(p) <= limit]
     if useful:
@@ -255,10 +262,17 @@ def hit_mask(view, query_words: list[QueryWord]) -> np.ndarray:
 def ranked_scores(view, query_words: list[QueryWord]) -> np.ndarray:
     """The query's score per document: the sum of its words' scores, times the covered share of
     the query's weight to a power (all words first, then fewer)."""
-    impacts = [word_impacts(view, w) for w in query_words]
-    total = sum(w.weight * impact for w, impact in zip(query_words, impacts))
+    # Added a word at a time into the documents each word matches (what a sum of dense arrays
+    # gives, in the same order, without touching every document for every word).
+    found = [word_scores(view, w) for w in query_words]
+    total = np.zeros(view.size, dtype=np.float32)
+    for word, scores in zip(query_words, found):
+        total[scores.ids] += word.weight * scores.values
     if len(query_words) < 2:
         return total
     weights = [w.weight * max(word_weight(view, w), 0.05) for w in query_words]
-    covered = sum(weight * (impact > 0) for weight, impact in zip(weights, impacts)) / sum(weights)
+    covered = np.zeros(view.size, dtype=np.float64)
+    for weight, scores in zip(weights, found):
+        covered[scores.ids] += weight
+    covered /= sum(weights)
     return total * np.power(covered, COVERAGE_POWER, dtype=np.float32)

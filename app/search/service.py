@@ -250,7 +250,7 @@ def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: 
     if parsed.words:
         candidates &= querying.hit_mask(view, parsed.words)
     for word in parsed.phrase_words:
-        candidates &= querying.word_impacts(view, word) > 0
+        candidates &= querying.word_scores(view, word).mask(view.size)
     if parsed.phrases and candidates.any():
         candidates = _containing_phrases(cache, candidates, parsed.phrases)
     owner_field = "municipality" if scope.everything else "owner"
@@ -461,11 +461,11 @@ def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: 
     # an invisible case change the panel), of the first SIMILAR_MAX_WORDS words of the text (the
     # title comes first): each word is looked up, and a long text would make the page slow.
     words = parsed.words[:SIMILAR_MAX_WORDS]
-    matches = {id(w): int(np.count_nonzero(querying.word_impacts(view, w))) for w in words}
+    matches = {id(w): len(querying.word_scores(view, w).ids) for w in words}
     chosen = sorted((w for w in words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
     if not chosen:
         return []
-    counts = sum((querying.word_impacts(view, w) > 0).astype(np.int8) for w in chosen)
+    counts = np.bincount(np.concatenate([querying.word_scores(view, w).ids for w in chosen]), minlength=cache.size)
     candidates = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed
     if exclude is not None:
         candidates &= cache.case_ids() != exclude  # a case page's own case is not related to itself

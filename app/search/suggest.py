@@ -70,7 +70,7 @@ class WhooshProbe:
         return _vocabulary(self.view.cache)
 
     def word_count(self, word: querying.QueryWord) -> int:
-        return int(np.count_nonzero(querying.word_impacts(self.view, word)))
+        return len(querying.word_scores(self.view, word).ids)
 
     def exact_count(self, term: str) -> int:
         return int(np.count_nonzero(querying._exact_impacts(self.view, term)))
