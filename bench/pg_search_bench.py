@@ -222,8 +222,10 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print each SQL statement's time for one query")
     parser.add_argument("--results", action="store_true", help="print the ids and scores found")
     parser.add_argument("--repeat", type=int, default=REPEAT, help="timed runs of each query (default %(default)s)")
+    parser.add_argument("--cache", default=str(CACHE), help="where built clusters are kept (default %(default)s)")
     args = parser.parse_args()
     globals()["REPEAT"] = args.repeat
+    globals()["CACHE"] = Path(args.cache)
     print(f"machine: {platform.platform()} | python {platform.python_version()} | cpus {os.cpu_count()}")
     for size in args.sizes:
         run(size, args.rebuild, args.profile, args.results)
