@@ -116,38 +116,42 @@ def fold_katakana_with_offsets(text: str) -> tuple[str, list[int]]:
     return _drop_spans(text, list(range(len(text) + 1)), spans)
 
 
-_CHAR_PIECES: dict[str, str] = {}
+class _PieceTable(dict):
+    """Code point → its NFKC + case folding, filled as characters come (for ``str.translate``: the
+    whole text in one C loop; the same few thousand characters come back all the time)."""
+
+    def __missing__(self, code: int) -> str:
+        piece = unicodedata.normalize("NFKC", chr(code)).casefold()
+        if len(self) < 65536:
+            self[code] = piece
+        return piece
 
 
-def _char_piece(ch: str) -> str:
-    """One character's NFKC + case folding, remembered (a text is normalised character by
-    character for its offsets; the same few thousand characters come back all the time)."""
-    piece = unicodedata.normalize("NFKC", ch).casefold()
-    if len(_CHAR_PIECES) < 65536:
-        _CHAR_PIECES[ch] = piece
-    return piece
+_PIECES = _PieceTable()
 
 
 def normalise_with_offsets(text: str) -> tuple[str, list[int]]:
     """``normalise(text)`` plus, for every character of it, the index of its source character
     in ``text`` (and one more entry for the end), so snippets can mark the original text."""
     n = len(text)
-    pieces = [_CHAR_PIECES.get(ch) or _char_piece(ch) for ch in text]
-    if _HALFWIDTH_VOICE_MARK_SET.intersection(text):
-        # A half-width voiced mark joins the character before it (ｶﾞ → ガ), scanning left to right
-        # as the reader does: a character already joined to the one before it starts no pair.
-        joined = set()
-        for j in range(1, n):
-            if text[j] in _HALFWIDTH_VOICE_MARK_SET and (j - 1) not in joined:
-                pieces[j - 1] = unicodedata.normalize("NFKC", text[j - 1:j + 1]).casefold()
-                pieces[j] = ""
-                joined.add(j)
-    if all(len(piece) == 1 for piece in pieces):
-        offsets = list(range(n + 1))
+    marks = bool(_HALFWIDTH_VOICE_MARK_SET.intersection(text))
+    folded = "" if marks else text.translate(_PIECES)
+    if not marks and len(folded) == n:
+        offsets = list(range(n + 1))   # every character gave one (no piece is empty)
     else:
+        pieces = [_PIECES[ord(ch)] for ch in text]
+        if marks:
+            # A half-width voiced mark joins the character before it (ｶﾞ → ガ), scanning left to
+            # right as the reader does: a character already joined to the one before starts no pair.
+            joined = set()
+            for j in range(1, n):
+                if text[j] in _HALFWIDTH_VOICE_MARK_SET and (j - 1) not in joined:
+                    pieces[j - 1] = unicodedata.normalize("NFKC", text[j - 1:j + 1]).casefold()
+                    pieces[j] = ""
+                    joined.add(j)
         offsets = [i for i, piece in enumerate(pieces) for _ in piece]
         offsets.append(n)
-    folded = "".join(pieces)
+        folded = "".join(pieces)
     # Drop long-vowel marks at katakana word ends, keeping the offsets aligned.
     spans = [(m.end(1), m.end()) for m in _KATAKANA_LONG_VOWEL_END.finditer(folded)]
     if spans:
