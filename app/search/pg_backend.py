@@ -486,19 +486,28 @@ def _render(cond: _Cond, columns: dict):
     return or_(*parts) if cond.op == "or" else and_(*parts)
 
 
-def _execute_on_indexes(statement, *, merge_joins: bool = True, index_scans: bool = True):
-    """Run ``statement`` with sequential scans (and, ``merge_joins=False``, merge joins)
-    discouraged for this one statement. The planner prices ``@@`` as a cheap operator, so for a
-    word in a quarter or more of the documents it prefers reading the whole table, where every
-    row's TOASTed vector is fetched and decompressed (~2 us a row); the GIN bitmap scan finds the
-    same rows without touching the vectors. (The counts: a merge join sorted every word's rows;
-    hashing the reader's cases once is cheaper.) The settings are transaction-local and put back
-    at once (a failed statement ends the transaction, which drops them anyway). They change
-    plans, never results."""
-    names = (["enable_seqscan", "jit"] + ([] if merge_joins else ["enable_mergejoin"])
-             + ([] if index_scans else ["enable_indexscan"]))
+def _execute_on_indexes(statement, *, merge_joins: bool = True, index_scans: bool = True, parallel: bool = True):
+    """Run ``statement`` with sequential scans (and, when asked, merge joins, plain index scans,
+    parallel workers) discouraged for this one statement. The planner prices ``@@`` as a cheap
+    operator, so for a word in a quarter or more of the documents it prefers reading the whole
+    table, where every row's TOASTed vector is fetched and decompressed (~2 us a row); the GIN
+    bitmap scan finds the same rows without touching the vectors. (The counts: a merge join sorted
+    every word's rows, hashing the reader's cases once is cheaper, and parallel workers only cost
+    on a loaded server. Similar cases: a plain index scan of the primary key tested @@ on every
+    row.) JIT is off too: with sequential scans disabled an estimate can pass jit_above_cost, and
+    compiling took ~100 ms for a statement that runs in 15. The settings are transaction-local
+    and put back at once (a failed statement ends the transaction, which drops them anyway).
+    They change plans, never results."""
+    settings = {"enable_seqscan": "off", "jit": "off"}
+    if not merge_joins:
+        settings["enable_mergejoin"] = "off"
+    if not index_scans:
+        settings["enable_indexscan"] = "off"
+    if not parallel:
+        settings["max_parallel_workers_per_gather"] = "0"
+    names = list(settings)
     reads = ", ".join(f"current_setting('{n}')" for n in names)
-    sets = ", ".join(f"set_config('{n}', 'off', true)" for n in names)
+    sets = ", ".join(f"set_config('{n}', '{v}', true)" for n, v in settings.items())
     previous = db.session.execute(text(f"SELECT {reads}, {sets}")).one()[:len(names)]
     result = db.session.execute(statement)
     restore = ", ".join(f"set_config('{n}', :v{i}, true)" for i, n in enumerate(names))
@@ -558,9 +567,9 @@ class Planner:
 
     def _run_counts(self, wanted: dict[tuple, _Cond | None]) -> None:
         """Count, in ONE statement, the reader's documents matching each condition (None: all of
-        them). The reader's cases (published, the policy's clause) are read once into a
-        materialised set; each distinct condition is one GIN bitmap scan of search_documents, and
-        all of them meet that set in one join."""
+        them). Each distinct condition is one GIN bitmap scan of search_documents (its case ids);
+        all of them meet the reader's cases (published, the policy's clause) in one join, where
+        those cases are read and hashed once."""
         keys = [k for k in wanted if k not in self.stats]
         if not keys:
             return
@@ -579,12 +588,11 @@ class Planner:
                 selects.append(statement)
         counts: dict[int, int] = {}
         if selects:
-            scoped = (select(Case.id).where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(self.scope))
-                      .cte("scoped").prefix_with("MATERIALIZED"))
             matches = (union_all(*selects) if len(selects) > 1 else selects[0]).subquery("matches")
             counts = dict(_execute_on_indexes(
-                select(matches.c.k, func.count()).select_from(matches.join(scoped, scoped.c.id == matches.c.case_id))
-                .group_by(matches.c.k), merge_joins=False).all())
+                select(matches.c.k, func.count()).select_from(matches.join(Case, Case.id == matches.c.case_id))
+                .where(Case.state == CaseState.PUBLISHED.value, policy.scope_clause(self.scope))
+                .group_by(matches.c.k), merge_joins=False, parallel=False).all())
         for key in keys:
             cond = wanted[key]
             canonical = _simplify(cond) if cond is not None else None
