@@ -33,6 +33,15 @@ weights, length), so one case can never change another's rank. The idf-like weig
 words (and the informative-word rule, the n-gram fallback decision, the similar-cases choice) come
 from ``count(*)`` statements that carry the same permission clause: statistics over the reader's
 visible cases only, as the Whoosh backend does (issue 7).
+
+Cost (bench/pg_search_bench.py): a search is at most four statements that read cases: every count
+the plan needs (one GIN bitmap scan per distinct tsquery, all joined once to the reader's cases),
+a second count only for a word whose units fall back to bigrams, the facets, the ranking. Tests of
+one column are merged into one tsquery; sequential scans are discouraged per statement (a seq
+scan tests @@ on every row's TOASTed vector); rows are narrow (``toast_tuple_target``) so bitmap
+scans read few pages; each hit's vector is detoasted once (``sd_w``) and every ts_rank of the score
+reads that copy. What is left grows with the reader's cases: each statement reads them (~1 us a
+case), and ranking detoasts every hit (~3 us a hit).
 """
 from __future__ import annotations
 
