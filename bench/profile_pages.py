@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["case", "search", "mixed"], default="case")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--helpdesk", action="store_true", help="sign in as the help desk")
+    parser.add_argument("--users", type=int, default=1, help="municipal users (each of another municipality) in turn")
     parser.add_argument("--sql", action="store_true", help="print the SQL statements of the last page")
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--cache-dir", default="/tmp/helpdesk-load-cache")
@@ -49,11 +50,14 @@ def main() -> None:
         from app import create_app
 
         app = create_app(config)
-        client = app.test_client()
-        user = meta["helpdesk"][0] if args.helpdesk else meta["municipal"][0]
-        name = user if isinstance(user, str) else user["username"]
-        done = client.post("/login", data={"username": name, "password": load.PASSWORD})
-        assert done.status_code == 302, done.status_code
+        users = [meta["helpdesk"][0]] if args.helpdesk else meta["municipal"][:args.users]
+        names = [u if isinstance(u, str) else u["username"] for u in users]
+        clients = []
+        for name in names:
+            clients.append(app.test_client())
+            done = clients[-1].post("/login", data={"username": name, "password": load.PASSWORD})
+            assert done.status_code == 302, done.status_code
+        name = names[0]
         rng = random.Random(7)
         with app.app_context():
             from sqlalchemy import select
@@ -61,16 +65,19 @@ def main() -> None:
             from app.extensions import db
             from app.models import Case, User
 
-            reader = db.session.scalar(select(User).where(User.username == name))
-            ids = db.session.scalars(select(Case.id).where(policy.visible_cases_clause(reader))).all()
+            visible = []
+            for each in names:
+                reader = db.session.scalar(select(User).where(User.username == each))
+                visible.append(db.session.scalars(select(Case.id).where(policy.visible_cases_clause(reader))).all())
         paths = []
         for i in range(args.pages):
             kind = args.kind if args.kind != "mixed" else ("case" if i % 3 == 0 else "search")
             if kind == "case":
-                paths.append(f"/cases/{rng.choice(ids)}")
+                paths.append(f"/cases/{rng.choice(visible[i % len(names)])}")
             else:
                 q = load.broad_query(rng) if rng.random() < 0.5 else load.selective_query(rng)
                 paths.append("/search?q=" + q)
+        client = clients[0]
         for path in paths[:10]:
             client.get(path)   # warm-up
         if args.sql:
@@ -90,9 +97,9 @@ def main() -> None:
         times = []
         if profiler:
             profiler.enable()
-        for path in paths:
+        for number, path in enumerate(paths):
             t = time.perf_counter()
-            response = client.get(path)
+            response = clients[number % len(clients)].get(path)
             times.append((time.perf_counter() - t) * 1000)
             assert response.status_code == 200, (path, response.status_code)
         if profiler:

@@ -369,7 +369,7 @@ class ScopedView:
             return _Scalar(float(lengths.astype(np.float64).mean()) if len(lengths) else 0.0)
         return self.memo(("average", fieldname), compute).value or 1.0
 
-    def impacts(self, fieldname: str, text: str) -> np.ndarray:
+    def impacts(self, fieldname: str, text: str, sparse: bool = False):
         """BM25 of one term in one field, per document of the scope (0 where absent or not allowed)."""
         def compute():
             ids, tf = self.cache.postings(fieldname, text)
@@ -380,7 +380,7 @@ class ScopedView:
             idf = math.log(self.count / (len(ids) + 1)) + 1
             norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
             return SparseScores(ids.astype(np.int32), (idf * (tf * (K1 + 1)) / (tf + norm)).astype(np.float32))
-        return self.scores_memo(("impacts", fieldname, text), compute)
+        return self.scores_memo(("impacts", fieldname, text), compute, sparse)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.search.analysis import bigrams, fold_katakana_with_offsets, has_bigrams, normalise, prefold, words
+from app.search.index import SparseScores
 
 FIELD_WEIGHTS = {"title": 3.0, "resolution": 2.0, "body": 1.0}  # tags are indexed with the title
 WORD_FIELDS = tuple(FIELD_WEIGHTS)
@@ -169,49 +170,114 @@ def parse(text: str, synonyms: dict[str, list[str]] | None = None) -> ParsedQuer
 
 # --- which documents match, and how well (arrays over one reader's documents) -----------------
 
-def _exact_impacts(view, text: str) -> np.ndarray:
+# Scores are kept as the documents that have one (``SparseScores``). Combining several (fields,
+# parts, synonyms) works on the union of their documents (``_Space``) with the same element-wise
+# arithmetic a dense array over every document does, so the results are the same, but for rare
+# words the work grows with the documents that match, not with the size of the index.
+
+def _sorted_union(ids: list[np.ndarray]) -> np.ndarray:
+    """The union of sorted id arrays (a sort: NumPy's hashed ``unique`` was slower here)."""
+    joined = np.sort(np.concatenate(ids))
+    keep = np.empty(len(joined), dtype=bool)
+    keep[0] = True
+    np.not_equal(joined[1:], joined[:-1], out=keep[1:])
+    return joined[keep]
+
+
+class _Space:
+    """The documents a combination is computed over: the union of its inputs' documents when
+    they are few, else every document (a sorted union of many costs more than dense arrays)."""
+
+    DENSE_SHARE = 1 / 16
+
+    def __init__(self, size: int, found: list):
+        self.size = size
+        ids = [f.ids for f in found if len(f.ids)]
+        total = sum(len(i) for i in ids)
+        if total > self.DENSE_SHARE * size:
+            self.ids = None
+        elif not ids:
+            self.ids = np.zeros(0, dtype=np.int32)
+        else:
+            self.ids = ids[0] if len(ids) == 1 else _sorted_union(ids)
+
+    def zeros(self) -> np.ndarray:
+        return np.zeros(self.size if self.ids is None else len(self.ids), dtype=np.float32)
+
+    def on(self, found) -> np.ndarray:
+        """``found``'s scores over this space (which holds all of its documents)."""
+        if self.ids is None:
+            return found.dense(self.size)
+        out = np.zeros(len(self.ids), dtype=np.float32)
+        if len(found.ids):
+            out[np.searchsorted(self.ids, found.ids)] = found.values
+        return out
+
+    def kept(self, scores: np.ndarray) -> SparseScores:
+        if self.ids is None:
+            return SparseScores.of(scores)
+        nonzero = scores != 0
+        return SparseScores(self.ids[nonzero], scores[nonzero].astype(np.float32))
+
+
+def _exact_scores(view, text: str):
     """BM25 of the word's exact form in the word fields, weighted by field."""
     def compute():
-        scores = np.zeros(view.size, dtype=np.float32)
+        found = {name: view.impacts(name, text, sparse=True) for name in FIELD_WEIGHTS}
+        space = _Space(view.size, list(found.values()))
+        scores = space.zeros()
         for fieldname, weight in FIELD_WEIGHTS.items():
-            scores += weight * view.impacts(fieldname, text)
-        return scores
-    return view.scores_memo(("exact", text), compute)
+            scores += weight * space.on(found[fieldname])
+        return space.kept(scores)
+    return view.scores_memo(("exact", text), compute, sparse=True)
 
 
-def _prefix_impacts(view, text: str) -> np.ndarray:
+def _exact_impacts(view, text: str) -> np.ndarray:
+    return _exact_scores(view, text).dense(view.size)
+
+
+def _prefix_scores(view, text: str):
     """Longer katakana/Latin words that start with ``text`` (ファイア → ファイアウォル), each as a
     word of its own; the best one per document counts."""
     def compute():
-        best = np.zeros(view.size, dtype=np.float32)
-        for term in view.cache.longer_terms(WORD_FIELDS, text):
-            np.maximum(best, _exact_impacts(view, term), out=best)
-        return best
-    return view.scores_memo(("prefix", text), compute)
+        found = [_exact_scores(view, term) for term in view.cache.longer_terms(WORD_FIELDS, text)]
+        space = _Space(view.size, found)
+        best = space.zeros()
+        for each in found:
+            np.maximum(best, space.on(each), out=best)
+        return space.kept(best)
+    return view.scores_memo(("prefix", text), compute, sparse=True)
 
 
-def _single_impacts(view, text: str, parts: list[str] | None = None, sparse: bool = False):
+def _single_scores(view, text: str, parts: list[str] | None = None):
     """Score per document for one word: its exact form, plus its compound parts (only where all of
     them occur), lower; longer words starting with it (katakana/Latin), lower still; a word the
     reader's cases do not have as a word is matched by its bigrams instead (all of them)."""
     def compute():
-        scores = _exact_impacts(view, text)
-        if parts:
-            part_scores = [_single_impacts(view, p) for p in parts]
+        exact = _exact_scores(view, text)
+        part_found = [_single_scores(view, p) for p in parts] if parts else []
+        prefix = (_prefix_scores(view, text)
+                  if has_bigrams(text) and len(text) >= PREFIX_MIN_CHARS and not text.isdigit() else None)
+        space = _Space(view.size, [exact, *part_found, *([prefix] if prefix is not None else [])])
+        scores = space.on(exact)
+        if part_found:
+            part_scores = [space.on(f) for f in part_found]
             everywhere = np.logical_and.reduce([ps > 0 for ps in part_scores])
             scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
-        if has_bigrams(text) and len(text) >= PREFIX_MIN_CHARS and not text.isdigit():
-            np.maximum(scores, PREFIX_WEIGHT * _prefix_impacts(view, text), out=scores)
+        if prefix is not None:
+            np.maximum(scores, PREFIX_WEIGHT * space.on(prefix), out=scores)
         if has_bigrams(text) and len(text) > 1 and not text.isdigit() and not scores.any():
             # Only for a word the reader's cases do not have as a word (a product name the
             # dictionary splits differently, part of a longer term), and never for a number:
             # bigrams carry no positions, so 15000 would match 11500 and 05000.
             grams = list(dict.fromkeys(bigrams(text, normalised=True)))
-            gram_scores = [view.impacts("ngram", g) for g in grams]
+            gram_found = [view.impacts("ngram", g, sparse=True) for g in grams]
+            space = _Space(view.size, gram_found)
+            gram_scores = [space.on(f) for f in gram_found]
             everywhere = np.logical_and.reduce([gs > 0 for gs in gram_scores])
-            scores += NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
-        return scores
-    return view.scores_memo(("word", text, tuple(parts or ())), compute, sparse)
+            scores = NGRAM_WEIGHT * everywhere * (sum(gram_scores) / len(grams))
+        return space.kept(scores)
+    return view.scores_memo(("word", text, tuple(parts or ())), compute, sparse=True)
 
 
 def word_impacts(view, word: QueryWord) -> np.ndarray:
@@ -224,12 +290,14 @@ def word_scores(view, word: QueryWord):
     For a synonym group, its best member (a member of several words needs all of them); members
     other than the typed one count less."""
     if not word.members:
-        return _single_impacts(view, word.text, word.parts, sparse=True)
+        return _single_scores(view, word.text, word.parts)
 
     def compute():
-        best = np.zeros(view.size, dtype=np.float32)
-        for index, member in enumerate(word.members):
-            parts = [_single_impacts(view, w) for w in member]
+        members = [[_single_scores(view, w) for w in member] for member in word.members]
+        space = _Space(view.size, [f for member in members for f in member])
+        best = space.zeros()
+        for index, member in enumerate(members):
+            parts = [space.on(f) for f in member]
             if len(parts) == 1:
                 score = parts[0]
             else:
@@ -237,7 +305,7 @@ def word_scores(view, word: QueryWord):
             if index and word.synonym:
                 score = SYNONYM_WEIGHT * score
             np.maximum(best, score, out=best)
-        return best
+        return space.kept(best)
     return view.scores_memo(("group", word.text, word.synonym, tuple(tuple(m) for m in word.members)), compute,
                             sparse=True)
 
