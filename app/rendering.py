@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 
 import bleach
 import markdown
@@ -43,14 +44,24 @@ class LinkRelFilter(Filter):
             yield token
 
 
-_cleaner = bleach.Cleaner(
-    tags=ALLOWED_TAGS,
-    attributes=ALLOWED_ATTRIBUTES,
-    protocols=ALLOWED_PROTOCOLS,
-    strip=False,  # a pasted <script> is shown as text, as typed, never run
-    strip_comments=True,
-    filters=[LinkRelFilter],
-)
+_local = threading.local()
+
+
+def _cleaner() -> bleach.Cleaner:
+    """This thread's Cleaner: bleach's Cleaner is not thread-safe (its parser keeps state), and
+    server workers render in several threads (a shared one failed under load with an IndexError
+    deep in html5lib)."""
+    cleaner = getattr(_local, "cleaner", None)
+    if cleaner is None:
+        cleaner = _local.cleaner = bleach.Cleaner(
+            tags=ALLOWED_TAGS,
+            attributes=ALLOWED_ATTRIBUTES,
+            protocols=ALLOWED_PROTOCOLS,
+            strip=False,  # a pasted <script> is shown as text, as typed, never run
+            strip_comments=True,
+            filters=[LinkRelFilter],
+        )
+    return cleaner
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -62,7 +73,7 @@ def render_markdown(text: str | None, heading_offset: int = 0) -> Markup:
     if not text:
         return Markup("")
     html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
-    cleaned = _cleaner.clean(html)
+    cleaned = _cleaner().clean(html)
     if heading_offset:
         cleaned = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + heading_offset)}>", cleaned)
     return Markup(cleaned)

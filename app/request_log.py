@@ -47,8 +47,10 @@ class JsonFormatter(logging.Formatter):
 
 def _user_id(user) -> int | None:
     """The signed-in user's id without touching the database (the row may be expired)."""
-    if user is None or not getattr(user, "is_authenticated", False):
+    if user is None:
         return None
+    # Not ``is_authenticated``: it reads ``is_enabled``, which loads an expired row (and failed
+    # while the request's transaction was being rolled back). The anonymous user is not mapped.
     state = sa_inspect(user, raiseerr=False)
     identity = state.identity if state is not None else None
     return identity[0] if identity else None

@@ -82,3 +82,34 @@ def test_raw_html_outside_code_is_escaped_not_dropped():
 def test_empty_text_renders_empty():
     assert str(render_markdown("")) == ""
     assert str(render_markdown(None)) == ""
+
+
+def test_threads_render_alike_each_with_its_own_cleaner():
+    """Server workers render in several threads; bleach's Cleaner keeps parser state, so each
+    thread has its own (a shared one failed under load with an IndexError inside html5lib)."""
+    import threading
+
+    from app import rendering
+
+    texts = [f"## 見出し{i}\n\n- 項目 <b>{i}</b>\n- [リンク](https://example.jp/{i})\n\n```\n<script>x{i}</script>\n```"
+             for i in range(40)]
+    expected = [str(render_markdown(t)) for t in texts]
+    cleaners, failures = set(), []
+
+    def run(n):
+        try:
+            cleaners.add(id(rendering._cleaner()))
+            for k in range(200):
+                i = (n * 7 + k) % len(texts)
+                if str(render_markdown(texts[i])) != expected[i]:
+                    failures.append(i)
+        except Exception as error:  # pragma: no cover - reported below
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(cleaners) == 6

@@ -534,6 +534,20 @@ def test_a_bulk_import_is_stored_in_batches_and_written_by_several_index_process
     assert result.total == 12 and found.count("既存の事例 UTM") == 1
 
 
+def test_a_tag_that_appeared_meanwhile_is_used_not_inserted_twice(app):
+    """Two people asking at once with the same new tag: the second finds the first one's row
+    (``known`` stands for what this transaction read before the other one committed)."""
+    from app.models import Tag
+    from app.services.validation import tags_for
+
+    db.session.add(Tag(name="新しいタグ"))
+    db.session.commit()
+    found = tags_for(["新しいタグ", "もう一つ"], known={})
+    db.session.commit()
+    assert [t.name for t in found] == ["新しいタグ", "もう一つ"]
+    assert db.session.scalar(select(func.count()).select_from(Tag).where(Tag.name == "新しいタグ")) == 1
+
+
 def test_import_reports_malformed_jsonl_lines(runner, tmp_path):
     path = write(tmp_path / "faq.jsonl", '{"title": "a", "issue": "b", "resolution": "c"}\n{broken\n')
     result = runner.invoke(args=["cases", "import", str(path)])

@@ -106,22 +106,28 @@ def parse_tag_names(value, errors: dict[str, str], field: str = "tags") -> list[
 
 def tags_for(names: list[str], known: dict[str, Tag] | None = None) -> list[Tag]:
     """The Tag rows for these names, created when missing. ``known`` (name → Tag, every tag of the
-    database, kept up to date here) spares a bulk import one statement a row."""
+    database, kept up to date here) spares a bulk import one statement a row.
+
+    A missing tag is inserted with ON CONFLICT DO NOTHING and then read: two people asking at
+    once with the same new tag both get the one row (a plain insert failed the second with a
+    unique-constraint error: HTTP 500 under load)."""
     if not names:
         return []
     if known is not None:
         existing = known
     else:
         existing = {t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(names)))}
-    tags = []
-    for name in names:
-        tag = existing.get(name)
-        if tag is None:
-            tag = Tag(name=name)
-            db.session.add(tag)
-            existing[name] = tag
-        tags.append(tag)
-    return tags
+    missing = [name for name in dict.fromkeys(names) if name not in existing]
+    if missing:
+        dialect = db.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as insert_or_skip
+        else:
+            from sqlalchemy.dialects.sqlite import insert as insert_or_skip
+        db.session.execute(insert_or_skip(Tag).values([{"name": name} for name in missing])
+                           .on_conflict_do_nothing(index_elements=["name"]))
+        existing.update({t.name: t for t in db.session.scalars(select(Tag).where(Tag.name.in_(missing)))})
+    return [existing[name] for name in names]
 
 
 def clean_consent(value, errors: dict[str, str], field: str = "sharing_consent", required: bool = False,
