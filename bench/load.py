@@ -859,6 +859,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="HELPDESK_THREADS (default: gunicorn.conf.py's)")
     parser.add_argument("--taskset", default="", help="pin gunicorn to these CPUs (taskset -c), e.g. 0,1")
     parser.add_argument("--cache-dir", default="/tmp/helpdesk-load-cache")
+    parser.add_argument("--no-writes", action="store_true",
+                        help="the mixed load without its 10 %% writes (to see what the publishes cost the reads)")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached corpus")
     parser.add_argument("--json", default="", help="also write the results to this file")
     parser.add_argument("--seed", type=int, default=1)
@@ -896,15 +898,17 @@ def main() -> None:
 
         print(f"signed in {len(municipal_sessions)} municipal ({', '.join(r['municipality'] for r in municipal)}) "
               f"and {len(helpdesk_sessions)} help-desk accounts in {time.perf_counter() - t:.1f} s", flush=True)
+        weights = {k: v for k, v in WEIGHTS.items() if k != "write"} if args.no_writes else WEIGHTS
         if not args.skip_mixed:
             users = make_users(args.users, args.seed)
             if args.warmup:
-                drive(users, args.warmup, args.pace, WEIGHTS)
+                drive(users, args.warmup, args.pace, weights)
                 print(f"warm-up: {args.warmup:.0f} s of the same mix", flush=True)
-            label = (f"MIXED LOAD: {args.users} users, mean {args.pace:g} s between a user's requests "
+            label = (f"MIXED LOAD{' (no writes)' if args.no_writes else ''}: {args.users} users, mean {args.pace:g} s "
+                     f"between a user's requests "
                      f"(offered ≈ {args.users / args.pace:.0f} req/s), {args.duration:.0f} s")
             quiet(args, process.pid)
-            results["mixed"] = measure(label, users, args.duration, args.pace, WEIGHTS, process.pid, log_path)
+            results["mixed"] = measure(label, users, args.duration, args.pace, weights, process.pid, log_path)
         if not args.skip_capacity:
             users = make_users(args.capacity_users, args.seed + 1)
             drive(users, 5, 0, {"case": 1})   # warm-up
