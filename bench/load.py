@@ -274,7 +274,10 @@ def run_copy(args, cache: Path):
     """A copy of the cached corpus for this run; yields the database URL and the folder."""
     run_dir = Path(tempfile.mkdtemp(prefix="helpdesk-load-run-"))
     try:
-        shutil.copytree(cache / "index", run_dir / "index")
+        if (cache / "index").exists():   # the PostgreSQL search backend has no index folder
+            shutil.copytree(cache / "index", run_dir / "index")
+        else:
+            (run_dir / "index").mkdir()
         if args.database == "sqlite":
             shutil.copy2(cache / "helpdesk.db", run_dir / "helpdesk.db")
             yield f"sqlite:///{run_dir / 'helpdesk.db'}", run_dir
