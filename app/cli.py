@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from app.extensions import db
 from app.models import Municipality, Role, User
@@ -215,6 +215,9 @@ def content_load(demo):
         click.echo(line)
 
 
+ANALYZE_AFTER_IMPORT = 1000   # cases: PostgreSQL's planner statistics are refreshed at once
+
+
 @cases.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="検証だけして取り込まない")
@@ -239,6 +242,10 @@ def cases_import(path, dry_run, procs):
         click.echo(f"検証のみ: {report.created} 件を取り込めます（取り込んでいません）。")
         return
     db.session.commit()
+    if report.created >= ANALYZE_AFTER_IMPORT and db.session.get_bind().dialect.name == "postgresql":
+        # fresh planner statistics at once, not when autovacuum gets to it (see pg_backend)
+        db.session.execute(text("ANALYZE cases"))
+        db.session.commit()
     _apply_index_work(procs=procs)
     click.echo(f"{report.created} 件の事例を取り込み、公開しました。")
 

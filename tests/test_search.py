@@ -548,6 +548,23 @@ def test_a_tag_that_appeared_meanwhile_is_used_not_inserted_twice(app):
     assert db.session.scalar(select(func.count()).select_from(Tag).where(Tag.name == "新しいタグ")) == 1
 
 
+def test_a_large_import_refreshes_postgresql_statistics(app, runner, tmp_path, monkeypatch):
+    from sqlalchemy import event
+
+    from app import cli
+
+    monkeypatch.setattr(cli, "ANALYZE_AFTER_IMPORT", 2)
+    statements = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        assert runner.invoke(args=["cases", "import", str(write(tmp_path / "faq.csv", CSV))]).exit_code == 0
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    analysed = any(s.strip() == "ANALYZE cases" for s in statements)
+    assert analysed == (db.engine.dialect.name == "postgresql")
+
+
 def test_import_reports_malformed_jsonl_lines(runner, tmp_path):
     path = write(tmp_path / "faq.jsonl", '{"title": "a", "issue": "b", "resolution": "c"}\n{broken\n')
     result = runner.invoke(args=["cases", "import", str(path)])
