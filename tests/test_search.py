@@ -235,8 +235,10 @@ def test_threads_of_a_process_share_one_reader_and_answer_as_one_thread_does(app
     users = [kure.id, desk.id]
     from app.models import User
 
-    expected = {(u, q): [h.case.id for h in search_cases(db.session.get(User, u), SearchParams(q=q), log_misses=False).hits]
-                for u in users for q in queries}
+    def found(u, q):
+        return [h.case.id for h in search_cases(db.session.get(User, u), SearchParams(q=q), log_misses=False).hits]
+
+    expected = {(u, q): found(u, q) for u in users for q in queries}
     index = current_index()
     first_cache = index.reading()[1]
     seen_caches, failures = set(), []
@@ -246,7 +248,7 @@ def test_threads_of_a_process_share_one_reader_and_answer_as_one_thread_does(app
             try:
                 for k in range(20):
                     u, q = users[(n + k) % 2], queries[(n * 3 + k) % 4]
-                    got = [h.case.id for h in search_cases(db.session.get(User, u), SearchParams(q=q), log_misses=False).hits]
+                    got = found(u, q)
                     if got != expected[(u, q)]:
                         failures.append((u, q, got))
                     seen_caches.add(id(index.reading()[1]))

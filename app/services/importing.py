@@ -181,7 +181,8 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
     valid: list[_Row] = []
     problems: list[str] = []
     # The same few dozen names come back on every row: each is looked up once per import.
-    category_named, municipality_named = lru_cache(maxsize=None)(find_category), lru_cache(maxsize=None)(find_municipality)
+    category_named = lru_cache(maxsize=None)(find_category)
+    municipality_named = lru_cache(maxsize=None)(find_municipality)
     for number, row in rows:
         checked, errors = _validate(number, row, default_category, category_named, municipality_named)
         problems += errors
