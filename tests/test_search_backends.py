@@ -269,7 +269,8 @@ def test_postgres_without_its_table_says_so_and_reindex_restores_it(tmp_path, re
 # --- rum ----------------------------------------------------------------------------------------
 
 def test_rum_is_detected_and_used_for_broad_queries_or_left_alone(tmp_path, request, monkeypatch):
-    with backend_app("postgres", tmp_path, request) as app:
+    """SEARCH_USE_RUM (off by default: rum crashed under load) uses the extension where it exists."""
+    with backend_app("postgres", tmp_path, request, SEARCH_USE_RUM=True) as app:
         desk = accounts.create_user("desk", "table-password-1", "helpdesk")
         shobara = accounts.create_user("shobara", "table-password-1", "municipal", _by_name()["庄原市"])
         db.session.commit()
@@ -288,6 +289,21 @@ def test_rum_is_detected_and_used_for_broad_queries_or_left_alone(tmp_path, requ
         assert pooled.total == full.total == 12
         assert len(pooled.hits) == 5 and all(h.case.title != "非公開の VPN 事例" for h in pooled.hits)
         assert search_cases(desk, SearchParams(q="VPN", per_page=5), log_misses=False).total == 13
+
+
+def test_rum_is_off_by_default_and_an_index_left_from_before_is_dropped(tmp_path, request):
+    with backend_app("postgres", tmp_path, request) as app:
+        add("VPN 接続の事例", "福山市", "all")
+        with db.engine.begin() as connection:
+            available = pg_backend.rum_available(connection)
+            if available:   # as an earlier version left it
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS rum"))
+                connection.execute(text(pg_backend._RUM_DDL))
+        pg_backend.forget_tables()
+        desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+        db.session.commit()
+        assert search_cases(desk, SearchParams(q="VPN"), log_misses=False).total == 1
+        assert pg_backend.rum_in_use() is False
 
 
 # --- bad configuration and hostile input ------------------------------------------------------

@@ -206,7 +206,12 @@ def ensure_tables() -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             for statement in _DDL:
                 connection.execute(text(statement))
-        if _rum_wanted():
+        if not _rum_wanted():
+            # an index made while it was wanted would still be chosen by the planner
+            with db.engine.begin() as connection:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+                connection.execute(text("DROP INDEX IF EXISTS search_documents_words_rum"))
+        else:
             try:
                 with db.engine.begin() as connection:
                     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
@@ -221,7 +226,7 @@ def ensure_tables() -> None:
 def _rum_wanted() -> bool:
     from flask import current_app
 
-    return bool(current_app.config.get("SEARCH_USE_RUM", True))
+    return bool(current_app.config.get("SEARCH_USE_RUM", False))
 
 
 def forget_tables() -> None:
@@ -261,6 +266,7 @@ def ready() -> None:
     """Raise ``SearchTableMissing`` unless the table may be searched. A database without published
     cases gets its (empty, complete) table here."""
     if is_built():
+        ensure_tables()   # once per process: the RUM index follows SEARCH_USE_RUM
         return
     if not outdated() and _covers_every_case():
         ensure_tables()
