@@ -28,6 +28,21 @@ BACKENDS = ("whoosh", "postgres")
 
 
 @contextmanager
+def recorded_statements():
+    """The SQL statements the database is sent inside the block."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+@contextmanager
 def backend_app(backend: str, tmp_path: Path, request, **settings):
     """An app on ``backend`` (Whoosh on SQLite, or PostgreSQL's table on a fresh PostgreSQL
     database) with the reference data loaded."""
@@ -144,18 +159,10 @@ def test_postgres_puts_the_permission_clause_in_every_search_statement(tmp_path,
         add("呉市の非公開VPN障害", "呉市", "private", body="秘密のホスト vpn01")
         shobara = accounts.create_user("shobara", "table-password-1", "municipal", _by_name()["庄原市"])
         db.session.commit()
-        statements = []
-
-        def record(_conn, _cursor, statement, _parameters, _context, _many):
-            statements.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with recorded_statements() as statements:
             for q in ("VPN", "vpn01", "ＶＰＮ 障害", '"VPN"', "ヴィピーエヌ"):
                 search_cases(shobara, SearchParams(q=q), log_misses=False)
                 similar_cases(shobara, q)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
         searching = [s for s in statements if "search_documents" in s
                      and s.lstrip().upper().startswith(("SELECT", "WITH"))   # reads, with or without a CTE
                      and "ts_stat" not in s and "to_regclass" not in s and "indexed_at" not in s]
@@ -176,16 +183,8 @@ def test_postgres_counts_never_run_as_nested_loops(tmp_path, request):
         add("全体共有のVPN設定", "福山市", "all")
         desk = accounts.create_user("desk", "table-password-1", "helpdesk")
         db.session.commit()
-        statements = []
-
-        def record(_conn, _cursor, statement, _parameters, _context, _many):
-            statements.append(statement)
-
-        event.listen(db.engine, "before_cursor_execute", record)
-        try:
+        with recorded_statements() as statements:
             search_cases(desk, SearchParams(q="VPN 設定"), log_misses=False)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", record)
         counting = [i for i, s in enumerate(statements) if "search_documents" in s and "count(" in s]
         assert counting
         for i in counting:

@@ -280,11 +280,6 @@ def _single_scores(view, text: str, parts: list[str] | None = None):
     return view.scores_memo(("word", text, tuple(parts or ())), compute, sparse=True)
 
 
-def word_impacts(view, word: QueryWord) -> np.ndarray:
-    """Score per document of a query word (0: no match), as a fresh dense array."""
-    return word_scores(view, word).dense(view.size)
-
-
 def word_scores(view, word: QueryWord):
     """Score of a query word in the documents that match it (``SparseScores``: ``ids``, ``values``).
     For a synonym group, its best member (a member of several words needs all of them); members
