@@ -801,10 +801,78 @@ def machine() -> str:
 
 # --- the run -----------------------------------------------------------------------------------
 
+@contextmanager
+def sampled(server_pid: int, out: Path | None):
+    """With ``--py-spy DIR``: py-spy samples every gunicorn worker while the phase runs (stacks in
+    py-spy's ``raw`` format, one file per phase), and prints where the server's time went."""
+    if out is None:
+        yield
+        return
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--py-spy needs py-spy (pip install py-spy)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recorder = subprocess.Popen([spy, "record", "--pid", str(server_pid), "--subprocesses", "--rate", "20",
+                                 "--format", "raw", "--output", str(out), "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(60)
+        print_profile(out)
+
+
+def _frame_name(frame: str) -> str:
+    """``function (path:line)`` as ``path:function`` (py-spy gives paths relative to sys.path)."""
+    match = re.match(r"^(.*?) \((.*?)(?::\d+)?\)$", frame)
+    if not match:
+        return frame
+    function, path = match.groups()
+    for marker in ("site-packages/", str(ROOT) + "/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{path}:{function}"
+
+
+def print_profile(path: Path, top: int = 25) -> None:
+    """Inclusive share of the samples per function of the app (and a few libraries), and the
+    functions where the samples were taken (self time)."""
+    if not path.exists():
+        print(f"(py-spy wrote no {path})")
+        return
+    inclusive: dict[str, int] = defaultdict(int)
+    own: dict[str, int] = defaultdict(int)
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f for f in stack.split(";") if f and not f.startswith("process ") and not f.startswith("thread ")]
+        names = [_frame_name(frame) for frame in frames]
+        for name in set(names):
+            inclusive[name] += n
+        if names:
+            own[names[-1]] += n
+    if not total:
+        print("(no samples)")
+        return
+    print(f"\nserver samples: {total:,} (py-spy, {path})")
+    print("  inclusive, app code:")
+    for name, n in sorted(((k, v) for k, v in inclusive.items() if k.startswith("app/")), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * n / total:5.1f} %  {name}")
+    print("  self:")
+    for name, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"    {100 * n / total:5.1f} %  {name}")
+
+
 def measure(label: str, users: list[User], duration: float, pace: float, weights: dict[str, int],
-            server_pid: int, log_path: Path) -> dict:
+            server_pid: int, log_path: Path, profile: Path | None = None) -> dict:
     cpu_server, cpu_self, cpu_all = process_tree_cpu(server_pid), time.process_time(), machine_busy()
-    samples, unsent, start, last = drive(users, duration, pace, weights)
+    with sampled(server_pid, profile):
+        samples, unsent, start, last = drive(users, duration, pace, weights)
     cpu_server, cpu_self = process_tree_cpu(server_pid) - cpu_server, time.process_time() - cpu_self
     cpu_others = max(0.0, machine_busy() - cpu_all - cpu_server - cpu_self)
     seconds = last - start
@@ -867,6 +935,8 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached corpus")
     parser.add_argument("--json", default="", help="also write the results to this file")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--py-spy", default="", metavar="DIR",
+                        help="sample the server with py-spy during each measured phase; stacks into DIR")
     parser.add_argument("--quiet-wait", type=float, default=600,
                         help="before each measurement, wait up to this many seconds for other processes to go idle")
     args = parser.parse_args()
@@ -911,13 +981,15 @@ def main() -> None:
                      f"between a user's requests "
                      f"(offered ≈ {args.users / args.pace:.0f} req/s), {args.duration:.0f} s")
             quiet(args, process.pid)
-            results["mixed"] = measure(label, users, args.duration, args.pace, weights, process.pid, log_path)
+            results["mixed"] = measure(label, users, args.duration, args.pace, weights, process.pid, log_path,
+                                       Path(args.py_spy) / "mixed.txt" if args.py_spy else None)
         if not args.skip_capacity:
             users = make_users(args.capacity_users, args.seed + 1)
             drive(users, 5, 0, {"case": 1})   # warm-up
             quiet(args, process.pid)
             label = f"CAPACITY: {args.capacity_users} users, case pages back to back, {args.capacity_duration:.0f} s"
-            results["capacity"] = measure(label, users, args.capacity_duration, 0, {"case": 1}, process.pid, log_path)
+            results["capacity"] = measure(label, users, args.capacity_duration, 0, {"case": 1}, process.pid, log_path,
+                                          Path(args.py_spy) / "capacity.txt" if args.py_spy else None)
         unexpected = [line for line in log_path.read_text(errors="replace").splitlines()
                       if '"level": "error"' in line or "Traceback" in line or "[CRITICAL]" in line]
         kept = Path(args.cache_dir) / f"server-{cache_key(args)}.log"

@@ -322,6 +322,31 @@ def test_following_never_redirects_off_the_site(people, client, login, back):
     assert response.headers["Location"] in ("/notifications/settings", "http://localhost/notifications/settings")
 
 
+def test_the_bell_on_every_page_reads_a_fixed_number_of_statements_however_many_are_unread(people, make_question):
+    """Each notification's question or case is loaded with the others, not one statement each."""
+    from sqlalchemy import event
+
+    def statements_of_the_bell() -> tuple[int, int]:
+        db.session.expire_all()
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            count = notifications.unread_count(people["desk"])
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        return count, len(seen)
+
+    for n in range(2):
+        make_question(people["kure"], title=f"少ない相談 {n}")
+    few = statements_of_the_bell()
+    for n in range(12):
+        make_question(people["fukuyama" if n % 2 else "kure"], title=f"多い相談 {n}")
+    many = statements_of_the_bell()
+    assert (few[0], many[0]) == (2, 14)
+    assert many[1] == few[1]
+
+
 def test_the_bell_counts_up_to_its_cap_and_says_so(client, login, people, make_question):
     from app.services.notifications import BELL_CAP
 

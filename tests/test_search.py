@@ -287,6 +287,48 @@ def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     assert check().ok
 
 
+def test_a_search_does_not_wait_for_another_worker_that_is_applying_queued_work(app, make_user):
+    """Work queued over 2 s ago is applied by the next search, unless another worker holds the
+    index lock (it is applying that work): then the search answers at once from the index as it is."""
+    import threading
+    import time
+    from datetime import timedelta
+
+    from app.models import Category, CaseState, utcnow
+
+    desk = make_user("helpdesk")
+    add_case(make_user, "既にある事例 ルーター")
+    case = Case(title="キューにある事例 ルーター", issue="本文", resolution="対応した。", state=CaseState.PUBLISHED.value,
+                category=db.session.scalar(select(Category).where(Category.slug == "network")),
+                municipality=municipality("呉市"), visibility="all", sharing_consent="all", published_at=utcnow())
+    db.session.add(case)
+    db.session.flush()
+    queue_case(case)
+    db.session.execute(SearchOutbox.__table__.update().values(created_at=utcnow() - timedelta(seconds=10)))
+    db.session.commit()
+    held, release = threading.Event(), threading.Event()
+    index = current_index()
+
+    def other_worker():
+        with index.lock():
+            held.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=other_worker)
+    worker.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        assert titles(desk, "ルーター")[1] == ["既にある事例 ルーター"]
+        assert time.monotonic() - started < 5   # the lock's own timeout is 60 s
+        assert pending_exists()
+    finally:
+        release.set()
+        worker.join()
+    assert sorted(titles(desk, "ルーター")[1]) == ["キューにある事例 ルーター", "既にある事例 ルーター"]
+    assert not pending_exists()
+
+
 def test_reindex_builds_a_new_generation_and_keeps_searching(make_user):
     desk = make_user("helpdesk")
     add_case(make_user, "ガバメントクラウド接続の回線選定")

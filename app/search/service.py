@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from markupsafe import Markup
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app import policy
 from app.extensions import db
@@ -231,7 +231,7 @@ def whoosh_search_cases(user: User | None, params: SearchParams, *, log_misses: 
         return replace(empty, unavailable=IndexUnavailable.message)
     if pending_exists(older_than_seconds=2, index=index):
         try:
-            apply_pending(index)
+            apply_pending(index, wait=False)   # unless another worker is applying it right now
         except Exception:
             log.exception("retrying queued index work failed")
     _searcher, cache = index.reading()
@@ -406,7 +406,7 @@ def _hits(user, ids: list[int], scores: dict[int, float], needles: list[str]) ->
     rows = db.session.scalars(
         select(Case)
         .where(Case.id.in_(ids), policy.visible_cases_clause(user))
-        .options(selectinload(Case.tags), selectinload(Case.category), selectinload(Case.municipality))
+        .options(selectinload(Case.tags), joinedload(Case.category), joinedload(Case.municipality))
     )
     by_id = {case.id: case for case in rows}
     hits = []

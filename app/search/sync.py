@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from filelock import Timeout
 from flask import current_app
 from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
@@ -301,7 +302,7 @@ def pending_exists(older_than_seconds: float = 0, index: SearchIndex | None = No
 
 # --- applying ---------------------------------------------------------------------------------
 
-def apply_pending(index: SearchIndex | None = None, procs: int = 1) -> int:
+def apply_pending(index: SearchIndex | None = None, procs: int = 1, wait: bool = True) -> int:
     """Apply every change this index has not applied yet, under the index's write lock; returns
     how many cases were written.
 
@@ -309,7 +310,9 @@ def apply_pending(index: SearchIndex | None = None, procs: int = 1) -> int:
     goes through one Whoosh writer per ``BULK`` rows, loading ``BATCH`` cases at a time, so that
     it runs at reindex speed instead of merging segments every few hundred cases; from
     ``PARALLEL_MIN`` cases on, with ``procs`` > 1 (CLI commands only: a server's worker threads
-    must not fork), that writer uses several processes as a reindex does."""
+    must not fork), that writer uses several processes as a reindex does. ``wait=False``: return
+    at once when another thread or process holds the lock (a search page does not queue behind
+    a writer that is applying the same work)."""
     from app.search.backend import postgres_active
 
     if index is None and postgres_active():
@@ -321,48 +324,58 @@ def apply_pending(index: SearchIndex | None = None, procs: int = 1) -> int:
         raise RuntimeError("the search index was built by an older version: run `flask search reindex`")
     written = 0
     postgres = _is_postgres()
-    with index.lock():
-        name = _consumer(index).name
-        db.session.commit()
-        while True:
-            position = _position_of(name)
-            xmin = _snapshot_xmin() if postgres else 0   # taken before the read: see _move_position
-            bulk = PARALLEL_BULK if procs > 1 else BULK
-            rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(bulk)).all()
-            if not rows:
+    lock = index.lock()
+    if not wait:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return 0   # another worker holds the lock: it is applying the queue now
+    try:
+        with lock:
+            name = _consumer(index).name
+            db.session.commit()
+            while True:
+                position = _position_of(name)
+                xmin = _snapshot_xmin() if postgres else 0   # taken before the read: see _move_position
+                bulk = PARALLEL_BULK if procs > 1 else BULK
+                rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(bulk)).all()
+                if not rows:
+                    if postgres:
+                        _move_position(name, position, xmin)
+                    db.session.commit()
+                    break
+                complete = len(rows) < bulk   # everything pending at this read; later work waits for the next call
+                row_ids = [r.id for r in rows]
+                case_ids = sorted({r.case_id for r in rows})
+                try:
+                    with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
+                        for start in range(0, len(case_ids), BATCH):
+                            _write(writer, case_ids[start:start + BATCH])
+                except Exception as error:
+                    db.session.rollback()
+                    db.session.execute(update(SearchOutbox).where(SearchOutbox.id.in_(row_ids))
+                                       .values(attempts=SearchOutbox.attempts + 1, last_error=str(error)[:2000]))
+                    db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name)
+                                       .values(last_error=str(error)[:2000], seen_at=utcnow()))
+                    db.session.commit()
+                    raise
                 if postgres:
+                    db.session.execute(insert(SearchConsumerMark), [{"consumer": name, "outbox_id": i} for i in row_ids])
+                else:
+                    position = row_ids[-1]
+                db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name).values(
+                    position=position, applied_at=utcnow(), seen_at=utcnow(), last_error=""))
+                if postgres and complete:
                     _move_position(name, position, xmin)
                 db.session.commit()
-                break
-            complete = len(rows) < bulk   # everything pending at this read; later work waits for the next call
-            row_ids = [r.id for r in rows]
-            case_ids = sorted({r.case_id for r in rows})
-            try:
-                with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
-                    for start in range(0, len(case_ids), BATCH):
-                        _write(writer, case_ids[start:start + BATCH])
-            except Exception as error:
-                db.session.rollback()
-                db.session.execute(update(SearchOutbox).where(SearchOutbox.id.in_(row_ids))
-                                   .values(attempts=SearchOutbox.attempts + 1, last_error=str(error)[:2000]))
-                db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name)
-                                   .values(last_error=str(error)[:2000], seen_at=utcnow()))
-                db.session.commit()
-                raise
-            if postgres:
-                db.session.execute(insert(SearchConsumerMark), [{"consumer": name, "outbox_id": i} for i in row_ids])
-            else:
-                position = row_ids[-1]
-            db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name).values(
-                position=position, applied_at=utcnow(), seen_at=utcnow(), last_error=""))
-            if postgres and complete:
-                _move_position(name, position, xmin)
-            db.session.commit()
-            written += len(case_ids)
-            if complete:
-                # stop here even while writers keep queueing: the lock is not held forever
-                break
-        _forget_old_work()
+                written += len(case_ids)
+                if complete:
+                    # stop here even while writers keep queueing: the lock is not held forever
+                    break
+            _forget_old_work()
+    finally:
+        if not wait:
+            lock.release()
     return written
 
 

@@ -21,7 +21,7 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import and_, delete, event, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from app import policy
 from app.extensions import db
@@ -317,9 +317,30 @@ def describe(notification: Notification, user: User) -> Rendered | None:
     return None
 
 
+def _load_for_describing(query) -> tuple[list[Notification], list[object]]:
+    """Notifications with what ``describe`` looks up (actors, questions, cases, consent requests)
+    loaded in a few statements, so that describing each one finds them in the session instead of
+    querying one at a time (the bell runs on every page). Keep the second value while describing:
+    the session's identity map holds its objects weakly."""
+    rows = db.session.scalars(query.options(selectinload(Notification.actor))).all()
+    question_ids = {n.question_id for n in rows if n.question_id is not None}
+    case_ids = {n.case_id for n in rows if n.case_id is not None}
+    request_ids = {n.request_id for n in rows if n.request_id is not None}
+    subjects: list[object] = []
+    if question_ids:
+        subjects += db.session.scalars(select(Question).where(Question.id.in_(question_ids))
+                                       .options(selectinload(Question.municipality))).all()
+    if case_ids:
+        subjects += db.session.scalars(select(Case).where(Case.id.in_(case_ids))).all()
+    if request_ids:
+        subjects += db.session.scalars(select(ConsentRequest).where(ConsentRequest.id.in_(request_ids))).all()
+    return rows, subjects
+
+
 def visible_notifications(user: User, limit: int = 50, offset: int = 0) -> list[tuple[Notification, Rendered]]:
-    rows = db.session.scalars(select(Notification).where(Notification.user_id == user.id)
-                              .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit).offset(offset))
+    rows, _subjects = _load_for_describing(
+        select(Notification).where(Notification.user_id == user.id)
+        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit).offset(offset))
     return [(n, r) for n in rows if (r := describe(n, user)) is not None]
 
 
@@ -329,7 +350,7 @@ BELL_CAP = 20   # the bell counts up to this many (shown as 「20+」 beyond)
 def unread_count(user: User, cap: int = BELL_CAP) -> int:
     """Unread notifications the user may still see (the policy decides each one), counted up to
     ``cap``: the bell is on every page, so it asks the policy about the newest few, not all."""
-    rows = db.session.scalars(select(Notification).where(
+    rows, _subjects = _load_for_describing(select(Notification).where(
         Notification.user_id == user.id, Notification.read_at.is_(None)).order_by(Notification.id.desc())
         .limit(cap * 2))
     visible = 0
