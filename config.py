@@ -23,6 +23,11 @@ class Config:
     # the load test at 100,000 cases rum 1.3 (Debian postgresql-15-rum) crashed PostgreSQL backends
     # (segfaults in rum.so, "invalid compression method id 2"); GIN alone gives the same results.
     SEARCH_USE_RUM = False
+    # Whoosh backend, per process (each gunicorn worker): what the searches of the current index
+    # version have computed (postings, per-scope scores) and the decoded postings of index segments
+    # (kept across versions). Too small, and every page computes its words again (docs/performance.md).
+    SEARCH_CACHE_MB = 384
+    SEARCH_SEGMENT_CACHE_MB = 384
     CONTENT_DIR = str(BASE_DIR / "content")
     # Attachments: outside the web root; shared storage (NFS) when several servers run.
     ATTACHMENT_DIR = str(BASE_DIR / "instance" / "attachments")

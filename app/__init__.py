@@ -57,6 +57,9 @@ def create_app(config_class: type[Config] | None = None) -> Flask:
     from app.database import register_quiet_session_close
 
     register_quiet_session_close(app)
+    from app.search.index import configure_caches
+
+    configure_caches(app.config["SEARCH_CACHE_MB"], app.config["SEARCH_SEGMENT_CACHE_MB"])
     migrate.init_app(app, db, directory=str(_project_dir() / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -1,6 +1,6 @@
 """Where a signed-in page spends its time, in one process, on the load bench's cached corpus.
 
-    .venv/bin/python bench/profile_pages.py [--pages 200] [--kind case|search] [--profile]
+    .venv/bin/python bench/profile_pages.py [--pages 200] [--kind case|search] [--profile] [--repeat]
 
 Copies the cached 100,000-case corpus of ``bench/load.py`` (build it once with that script), signs in
 as a municipal user through the test client and requests case pages (or searches) back to back. Prints
@@ -35,6 +35,10 @@ def main() -> None:
     parser.add_argument("--helpdesk", action="store_true", help="sign in as the help desk")
     parser.add_argument("--users", type=int, default=1, help="municipal users (each of another municipality) in turn")
     parser.add_argument("--sql", action="store_true", help="print the SQL statements of the last page")
+    parser.add_argument("--repeat", action="store_true",
+                        help="request the same pages a second time (caches warm) and print both passes; "
+                             "with --profile, the profile is of the second pass")
+    parser.add_argument("--cache-mb", type=int, default=0, help="SEARCH_CACHE_MB (default: config.py's)")
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--cache-dir", default="/tmp/helpdesk-load-cache")
     args = parser.parse_args()
@@ -46,6 +50,8 @@ def main() -> None:
         shutil.copy2(cache / "helpdesk.db", run_dir / "helpdesk.db")
         config = load.build_config(f"sqlite:///{run_dir / 'helpdesk.db'}", run_dir, "whoosh")
         config.WTF_CSRF_ENABLED = False
+        if args.cache_mb:
+            config.SEARCH_CACHE_MB = args.cache_mb
         from app import create_app
 
         app = create_app(config)
@@ -94,20 +100,43 @@ def main() -> None:
                 print("  ", statement)
         profiler = cProfile.Profile() if args.profile else None
         times = []
-        if profiler:
+        if profiler and not args.repeat:
             profiler.enable()
+        cpu = time.process_time()
         for number, path in enumerate(paths):
             t = time.perf_counter()
             response = clients[number % len(clients)].get(path)
             times.append((time.perf_counter() - t) * 1000)
             assert response.status_code == 200, (path, response.status_code)
+        cpu = time.process_time() - cpu
+        if args.repeat:   # the same pages again: what they cost once the caches hold them
+            if profiler:
+                profiler.enable()
+            again = []
+            cpu_again = time.process_time()
+            for number, path in enumerate(paths):
+                t = time.perf_counter()
+                clients[number % len(clients)].get(path)
+                again.append((time.perf_counter() - t) * 1000)
+            cpu_again = time.process_time() - cpu_again
+            again.sort()
+            from app.search.sync import current_index
+
+            with app.app_context():
+                cache = current_index().reading()[1]
+            print(f"reader cache: {cache.held_bytes / 2**20:.0f} MB held, {cache.computed:,} values computed "
+                  f"(both passes)")
+            print(f"second pass (same pages): p50 {again[len(again) // 2]:.1f} ms, "
+                  f"p95 {again[int(len(again) * 0.95)]:.1f} ms, mean {sum(again) / len(again):.1f} ms, "
+                  f"CPU {1000 * cpu_again / len(again):.1f} ms a page")
         if profiler:
             profiler.disable()
         half = sorted(times[len(times) // 2:])
         times.sort()
         print(f"second half: p50 {half[len(half) // 2]:.1f} ms, p95 {half[int(len(half) * 0.95)]:.1f} ms")
         print(f"{args.kind}: {len(times)} pages, p50 {times[len(times) // 2]:.1f} ms, "
-              f"p95 {times[int(len(times) * 0.95)]:.1f} ms, mean {sum(times) / len(times):.1f} ms")
+              f"p95 {times[int(len(times) * 0.95)]:.1f} ms, mean {sum(times) / len(times):.1f} ms, "
+              f"CPU {1000 * cpu / len(times):.1f} ms a page")
         if profiler:
             stats = pstats.Stats(profiler)
             stats.sort_stats("cumulative").print_stats(45)

@@ -267,6 +267,33 @@ def test_threads_of_a_process_share_one_reader_and_answer_as_one_thread_does(app
     assert "ファイアウォール更新の手順" in titles(kure, "ファイアウォール")[1]
 
 
+def test_the_reader_cache_drops_the_least_recently_used_first_and_counts_a_shared_value_once(make_user):
+    """Within its budget: what every request uses (the reader's arrays, a scope's mask) was dropped
+    first when the oldest entry went first, and a word that is just its exact form held its
+    scores twice."""
+    from app.search.index import ReaderCache
+
+    add_case(make_user, "キャッシュの事例")
+    searcher = current_index().reading()[0]
+
+    class Value:
+        nbytes = 100
+
+    cache = ReaderCache(searcher, limit_bytes=300)
+    a, b, c, d = Value(), Value(), Value(), Value()
+    for key, value in (("a", a), ("b", b), ("c", c)):
+        assert cache.memo((key,), lambda value=value: value) is value
+    assert cache.memo(("a",), lambda: Value()) is a        # used again: now the most recent
+    assert cache.memo(("d",), lambda: d) is d               # over budget: "b" goes, not "a"
+    assert cache.held_bytes == 300
+    assert cache.memo(("a",), lambda: Value()) is a
+    computed = cache.computed
+    assert cache.memo(("b",), lambda: b) is b and cache.computed == computed + 1   # computed again
+    assert cache.memo(("same as d",), lambda: d) is d       # one value under two keys: counted once
+    assert cache.held_bytes == 300
+    assert cache.memo(("c",), lambda: Value()) is not c     # "c" went to make room for "b"
+
+
 def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     desk = make_user("helpdesk")
     from app.search import index as index_module

@@ -159,8 +159,23 @@ class SegmentArrays:
             self._items.clear()
             self._held = 0
 
+    def set_limit(self, limit_bytes: int) -> None:
+        with self._lock:
+            self._limit = limit_bytes
+
 
 SEGMENT_ARRAYS = SegmentArrays()
+
+# What one process's ReaderCache may hold (postings, masks, per-scope scores of the current index
+# version); ``configure_caches`` sets it from SEARCH_CACHE_MB.
+READER_CACHE_BYTES = 384 * 1024 * 1024
+
+
+def configure_caches(reader_cache_mb: int, segment_arrays_mb: int) -> None:
+    """Memory budgets of the two per-process caches (SEARCH_CACHE_MB, SEARCH_SEGMENT_CACHE_MB)."""
+    global READER_CACHE_BYTES
+    READER_CACHE_BYTES = max(16, int(reader_cache_mb)) * 1024 * 1024
+    SEGMENT_ARRAYS.set_limit(max(16, int(segment_arrays_mb)) * 1024 * 1024)
 
 
 def _segment_key(leaf) -> str | None:
@@ -178,33 +193,59 @@ class ReaderCache:
     and values only. Anything statistical (BM25 impacts) is computed in a ScopedView, over the
     documents one permission scope allows. Bounded in memory (oldest entries dropped first)."""
 
-    def __init__(self, searcher, limit_bytes: int = 384 * 1024 * 1024):
+    def __init__(self, searcher, limit_bytes: int | None = None):
         self.searcher = searcher
         self.reader = searcher.reader()
         self.leaves = list(self.reader.leaf_readers()) if self.reader.doc_count_all() else []
         self.size = self.reader.doc_count_all()
-        self._memo: dict[tuple, object] = {}
+        self._memo: OrderedDict[tuple, object] = OrderedDict()
+        self._holders: dict[int, int] = {}   # id(value) -> how many keys hold it (counted once)
         self._held = 0
-        self._limit = limit_bytes
+        self._limit = READER_CACHE_BYTES if limit_bytes is None else limit_bytes
         self._lock = threading.Lock()
+        self.computed = 0   # values computed (a measure of how well the budget fits: bench/)
         # One cache (and one Whoosh reader) serves every thread of the process: Whoosh readers
         # seek and read shared file objects, so whatever reads the index holds this lock.
         self.reader_lock = threading.RLock()
 
     # --- memory ---------------------------------------------------------------------------
     def memo(self, key: tuple, compute):
-        cached = self._memo.get(key)
-        if cached is not None:
-            return cached
-        value = compute()
-        size = getattr(value, "nbytes", 64)
+        """The value remembered under ``key``, else ``compute()`` remembered. Least recently used
+        entries go first when the budget is full (the reader's own arrays and a scope's mask are
+        used by every request and stay); a value held under several keys (a word that is just its
+        exact form) counts once."""
         with self._lock:
+            cached = self._memo.get(key)
+            if cached is not None:
+                self._memo.move_to_end(key)
+                return cached
+        value = compute()
+        self.computed += 1
+        if value is None:
+            return value
+        with self._lock:
+            if key in self._memo:
+                return self._memo[key]
+            holders = self._holders.get(id(value), 0)
+            size = 0 if holders else getattr(value, "nbytes", 64)
             while self._memo and self._held + size > self._limit:
-                old = self._memo.pop(next(iter(self._memo)))
-                self._held -= getattr(old, "nbytes", 64)
+                _old_key, old = self._memo.popitem(last=False)
+                self._release(old)
             self._memo[key] = value
+            self._holders[id(value)] = holders + 1
             self._held += size
         return value
+
+    def _release(self, value) -> None:
+        left = self._holders.pop(id(value)) - 1
+        if left:
+            self._holders[id(value)] = left
+        else:
+            self._held -= getattr(value, "nbytes", 64)
+
+    @property
+    def held_bytes(self) -> int:
+        return self._held
 
     # --- per-document arrays --------------------------------------------------------------
     def _leaf_array(self, leaf, key: tuple, compute):
@@ -369,8 +410,9 @@ class ScopedView:
             return _Scalar(float(lengths.astype(np.float64).mean()) if len(lengths) else 0.0)
         return self.memo(("average", fieldname), compute).value or 1.0
 
-    def impacts(self, fieldname: str, text: str, sparse: bool = False):
-        """BM25 of one term in one field, per document of the scope (0 where absent or not allowed)."""
+    def impacts(self, fieldname: str, text: str, sparse: bool = False, remember: bool = True):
+        """BM25 of one term in one field, per document of the scope (0 where absent or not allowed).
+        ``remember=False``: computed, not kept (a caller that keeps what it makes of them)."""
         def compute():
             ids, tf = self.cache.postings(fieldname, text)
             keep = self.allowed[ids]
@@ -380,6 +422,9 @@ class ScopedView:
             idf = math.log(self.count / (len(ids) + 1)) + 1
             norm = K1 * ((1 - B) + B * self.cache.lengths(fieldname)[ids] / self.average_length(fieldname))
             return SparseScores(ids.astype(np.int32), (idf * (tf * (K1 + 1)) / (tf + norm)).astype(np.float32))
+        if not remember:
+            found = compute()
+            return found if sparse else found.dense(self.size)
         return self.scores_memo(("impacts", fieldname, text), compute, sparse)
 
 

@@ -223,7 +223,8 @@ class _Space:
 def _exact_scores(view, text: str):
     """BM25 of the word's exact form in the word fields, weighted by field."""
     def compute():
-        found = {name: view.impacts(name, text, sparse=True) for name in FIELD_WEIGHTS}
+        # each field's impacts are only a step: the weighted sum is what is kept
+        found = {name: view.impacts(name, text, sparse=True, remember=False) for name in FIELD_WEIGHTS}
         space = _Space(view.size, list(found.values()))
         scores = space.zeros()
         for fieldname, weight in FIELD_WEIGHTS.items():
@@ -258,6 +259,9 @@ def _single_scores(view, text: str, parts: list[str] | None = None):
         part_found = [_single_scores(view, p) for p in parts] if parts else []
         prefix = (_prefix_scores(view, text)
                   if has_bigrams(text) and len(text) >= PREFIX_MIN_CHARS and not text.isdigit() else None)
+        fallback = has_bigrams(text) and len(text) > 1 and not text.isdigit()
+        if not part_found and prefix is None and (len(exact.ids) or not fallback):
+            return exact   # the word is its exact form: the same scores, held once
         space = _Space(view.size, [exact, *part_found, *([prefix] if prefix is not None else [])])
         scores = space.on(exact)
         if part_found:
@@ -266,7 +270,7 @@ def _single_scores(view, text: str, parts: list[str] | None = None):
             scores += PARTS_WEIGHT * everywhere * (sum(part_scores) / len(parts))
         if prefix is not None:
             np.maximum(scores, PREFIX_WEIGHT * space.on(prefix), out=scores)
-        if has_bigrams(text) and len(text) > 1 and not text.isdigit() and not scores.any():
+        if fallback and not scores.any():
             # Only for a word the reader's cases do not have as a word (a product name the
             # dictionary splits differently, part of a longer term), and never for a number:
             # bigrams carry no positions, so 15000 would match 11500 and 05000.
