@@ -294,33 +294,6 @@ def test_the_reader_cache_drops_the_least_recently_used_first_and_counts_a_share
     assert cache.memo(("c",), lambda: Value()) is not c     # "c" went to make room for "b"
 
 
-def test_scores_ranked_over_a_few_documents_equal_the_same_documents_of_the_full_ranking(make_user):
-    """The related-cases panel ranks only its candidates (``ranked_scores_at``); every score must be
-    exactly what ranking every document gives (the panel's order depends on it)."""
-    import numpy as np
-
-    from app import policy
-    from app.search import querying
-    from app.search.service import reader_view, synonym_map
-
-    titles_and_bodies = [("VPN 装置の更新と回線", "ファイアウォールの設定を変えた。VPN の回線が切れる。"),
-                         ("ファイアウォールのログ", "UTM のログを保存する。回線の帯域も見る。"),
-                         ("回線の二重化", "VPN と専用線の二重化。"), ("プリンタの更新", "ドライバを入れ直した。"),
-                         ("VPN が遅い", "回線の帯域と UTM の設定を見直した。ファイアウォールも確認。")]
-    for title, body in titles_and_bodies:
-        add_case(make_user, title, body=body)
-    kure = make_user("municipal", "呉市")
-    cache = current_index().reading()[1]
-    view = reader_view(cache, policy.case_scope(kure))
-    for text in ("VPN 回線 ファイアウォール", "UTM ログ", "回線", "プリンタ ドライバ 更新 VPN"):
-        words = querying.parse(text, synonym_map()).words
-        full = querying.ranked_scores(view, words)
-        for docnums in (np.flatnonzero(full).astype(np.int32), np.arange(view.size, dtype=np.int32),
-                        np.array([0, view.size - 1], dtype=np.int32)):
-            at = querying.ranked_scores_at(view, words, docnums)
-            assert at.dtype == full.dtype and np.array_equal(at, full[docnums]), text
-
-
 def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     desk = make_user("helpdesk")
     from app.search import index as index_module

@@ -326,28 +326,6 @@ def hit_mask(view, query_words: list[QueryWord]) -> np.ndarray:
     return np.logical_and.reduce(present)
 
 
-def ranked_scores_at(view, query_words: list[QueryWord], docnums: np.ndarray) -> np.ndarray:
-    """``ranked_scores(view, query_words)[docnums]`` (``docnums`` sorted), computed over those
-    documents only: the related-cases panel ranks a few hundred candidates, not every document."""
-    found = [word_scores(view, w) for w in query_words]
-    total = np.zeros(len(docnums), dtype=np.float32)
-    places = []
-    for word, scores in zip(query_words, found):
-        at = np.searchsorted(docnums, scores.ids)
-        hit = at < len(docnums)
-        hit[hit] = docnums[at[hit]] == scores.ids[hit]
-        places.append((at[hit], hit))
-        total[at[hit]] += word.weight * scores.values[hit]
-    if len(query_words) < 2:
-        return total
-    weights = [w.weight * max(word_weight(view, w), 0.05) for w in query_words]
-    covered = np.zeros(len(docnums), dtype=np.float64)
-    for weight, (at, _hit) in zip(weights, places):
-        covered[at] += weight
-    covered /= sum(weights)
-    return total * np.power(covered, COVERAGE_POWER, dtype=np.float32)
-
-
 def ranked_scores(view, query_words: list[QueryWord]) -> np.ndarray:
     """The query's score per document: the sum of its words' scores, times the covered share of
     the query's weight to a power (all words first, then fewer)."""

@@ -360,13 +360,8 @@ def _ranked(cache, scores: np.ndarray, candidates: np.ndarray, wanted: int, demo
     then case id, so results are stable across a reindex. ``demoted`` documents (superseded
     cases) come after all the others, in the same order among themselves."""
     docnums = np.nonzero(candidates)[0]
-    return _ranked_docs(cache, docnums, scores[docnums], wanted, None if demoted is None else demoted[docnums])
-
-
-def _ranked_docs(cache, docnums: np.ndarray, values: np.ndarray, wanted: int, demoted: np.ndarray | None = None):
-    """``_ranked`` of these documents (ascending document numbers) with these scores."""
-    rounded = np.round(values.astype(np.float64), 6)
-    tier = demoted.astype(np.int8) if demoted is not None else np.zeros(len(docnums), dtype=np.int8)
+    rounded = np.round(scores[docnums].astype(np.float64), 6)
+    tier = demoted[docnums].astype(np.int8) if demoted is not None else np.zeros(len(docnums), dtype=np.int8)
     take = min(len(docnums), wanted + TIE_MARGIN)
     if take < len(docnums):
         top = np.argpartition(-(rounded - tier * 1e12), take - 1)[:take]
@@ -470,17 +465,13 @@ def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: 
     chosen = sorted((w for w in words if matches[id(w)]), key=lambda w: matches[id(w)])[:10]
     if not chosen:
         return []
-    # The candidates (documents with enough of the chosen words) and their scores, computed over
-    # the documents the chosen words match, not over every document of the index.
-    matched, counts = np.unique(np.concatenate([querying.word_scores(view, w).ids for w in chosen]),
-                                return_counts=True)
-    keep = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed[matched]
+    counts = np.bincount(np.concatenate([querying.word_scores(view, w).ids for w in chosen]), minlength=cache.size)
+    candidates = (counts >= (2 if len(chosen) >= 3 else 1)) & view.allowed
     if exclude is not None:
-        keep &= cache.case_ids()[matched] != exclude  # a case page's own case is not related to itself
-    docnums = matched[keep]
-    if not len(docnums):
+        candidates &= cache.case_ids() != exclude  # a case page's own case is not related to itself
+    if not candidates.any():
         return []
-    ids, scores = _ranked_docs(cache, docnums, querying.ranked_scores_at(view, chosen, docnums), limit)
+    ids, scores = _ranked(cache, querying.ranked_scores(view, chosen), candidates, limit)
     if ids:  # only cases close to the best one: a weak match is noise while someone types
         best = scores[ids[0]]
         ids = [i for i in ids if scores[i] >= SIMILAR_RELATIVE_SCORE * best]
