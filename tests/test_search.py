@@ -294,6 +294,36 @@ def test_the_reader_cache_drops_the_least_recently_used_first_and_counts_a_share
     assert cache.memo(("c",), lambda: Value()) is not c     # "c" went to make room for "b"
 
 
+def test_work_on_a_draft_applies_without_making_a_new_index_version(make_user):
+    """A draft is never in the index: applying its queued work writes nothing, so the version stays
+    and no worker has to start its caches again; publishing it makes the new version."""
+    from app.models import Category, CaseState, utcnow
+
+    desk = make_user("helpdesk")
+    add_case(make_user, "公開済みの事例 スイッチ")
+    index = current_index()
+    searcher = index.reading()[0]
+    draft = Case(title="下書きの事例 スイッチ", issue="本文", resolution="対応した。", state=CaseState.DRAFT.value,
+                 category=db.session.scalar(select(Category).where(Category.slug == "network")),
+                 municipality=municipality("呉市"), visibility="private", sharing_consent="private")
+    db.session.add(draft)
+    db.session.flush()
+    queue_case(draft)
+    db.session.commit()
+    assert pending_exists()
+    apply_pending()
+    assert not pending_exists()                   # applied (this index's position moved on)
+    assert index.reading()[0] is searcher         # the same index version
+    draft.state, draft.visibility, draft.sharing_consent = CaseState.PUBLISHED.value, "all", "all"
+    draft.published_at = utcnow()
+    queue_case(draft)
+    db.session.commit()
+    apply_pending()
+    assert index.reading()[0] is not searcher
+    assert sorted(titles(desk, "スイッチ")[1]) == ["下書きの事例 スイッチ", "公開済みの事例 スイッチ"]
+    assert check().ok
+
+
 def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     desk = make_user("helpdesk")
     from app.search import index as index_module

@@ -655,10 +655,12 @@ class SearchIndex:
         try:
             yield writer
         except BaseException:
-            writer.cancel()
+            if not writer.is_closed:
+                writer.cancel()
             raise
         else:
-            writer.commit()
+            if not writer.is_closed:   # the caller cancelled it: nothing to write
+                writer.commit()
 
     def size_bytes(self) -> int:
         generation = self.current_generation()

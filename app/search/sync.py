@@ -196,18 +196,23 @@ def _load_cases(ids: list[int]) -> dict[int, Case]:
     return {case.id: case for case in rows}
 
 
-def _write(writer, case_ids: list[int]) -> None:
-    """The cases' current documents: old ones deleted with one searcher, new ones added.
-    (``update_document`` opened a searcher for every case: most of an import's index time.)"""
+def _write(writer, case_ids: list[int]) -> int:
+    """The cases' current documents: old ones deleted with one searcher, new ones added; returns
+    how many documents were deleted or added. (``update_document`` opened a searcher for every
+    case: most of an import's index time.)"""
     cases = _load_cases(case_ids)
+    changes = 0
     with writer.searcher() as searcher:
         for case_id in case_ids:
             for docnum in searcher.document_numbers(id=str(case_id)):
                 writer.delete_document(docnum)
+                changes += 1
     for case_id in case_ids:
         case = cases.get(case_id)
         if is_searchable(case):
             writer.add_document(**case_document(case))
+            changes += 1
+    return changes
 
 
 # --- where each index stands -----------------------------------------------------------------
@@ -349,8 +354,12 @@ def apply_pending(index: SearchIndex | None = None, procs: int = 1, wait: bool =
                 case_ids = sorted({r.case_id for r in rows})
                 try:
                     with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
-                        for start in range(0, len(case_ids), BATCH):
-                            _write(writer, case_ids[start:start + BATCH])
+                        changes = sum(_write(writer, case_ids[start:start + BATCH])
+                                      for start in range(0, len(case_ids), BATCH))
+                        if not changes:
+                            # Only drafts (never in the index) changed: a commit would still make a
+                            # new index version, and every worker would start its caches again.
+                            writer.cancel()
                 except Exception as error:
                     db.session.rollback()
                     db.session.execute(update(SearchOutbox).where(SearchOutbox.id.in_(row_ids))
