@@ -324,6 +324,26 @@ def test_work_on_a_draft_applies_without_making_a_new_index_version(make_user):
     assert check().ok
 
 
+def test_the_schema_check_reads_again_when_a_commit_removed_the_file_it_was_opening(make_user, monkeypatch):
+    """Under load the background sync failed with FileNotFoundError: another worker's commit had
+    replaced the index's table of contents between listing and opening it."""
+    from whoosh import index as whoosh_index
+
+    add_case(make_user, "スキーマ確認の事例")
+    real_open_dir = whoosh_index.open_dir
+    calls = []
+
+    def open_dir_racing_a_commit(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            raise FileNotFoundError("_MAIN_49.toc")
+        return real_open_dir(*args, **kwargs)
+
+    monkeypatch.setattr(whoosh_index, "open_dir", open_dir_racing_a_commit)
+    assert current_index().schema_outdated() is False
+    assert len(calls) == 2
+
+
 def test_a_failed_index_write_is_kept_and_retried(app, make_user, monkeypatch):
     desk = make_user("helpdesk")
     from app.search import index as index_module

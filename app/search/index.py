@@ -573,8 +573,17 @@ class SearchIndex:
             version = ""
         if version != str(ANALYSIS_VERSION):
             return True
-        index = whoosh_index.open_dir(str(self.root / generation))
-        return sorted(index.schema.names()) != sorted(build_schema().names())
+        for attempt in range(5):
+            try:
+                index = whoosh_index.open_dir(str(self.root / generation))
+                return sorted(index.schema.names()) != sorted(build_schema().names())
+            except FileNotFoundError:
+                # Another process committed between Whoosh listing the folder and opening the newest
+                # table of contents, and removed it (seen under load): read the newer one.
+                if attempt == 4:
+                    raise
+                time.sleep(0.01)
+        return False
 
     def prune_generations(self, keep: int = 2) -> None:
         """Remove old generations, keeping the current one and ``keep - 1`` before it."""
