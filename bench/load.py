@@ -810,7 +810,7 @@ def sampled(server_pid: int, out: Path | None):
         return
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if spy is None:
-        raise SystemExit("--py-spy needs py-spy (pip install py-spy)")
+        raise SystemExit("--py-spy needs py-spy: .venv/bin/pip install -e '.[bench]'")
     out.parent.mkdir(parents=True, exist_ok=True)
     recorder = subprocess.Popen([spy, "record", "--pid", str(server_pid), "--subprocesses", "--rate", "20",
                                  "--format", "raw", "--output", str(out), "--nonblocking"],
