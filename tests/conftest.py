@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import itertools
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from app import create_app
 from app.content import load_reference
@@ -43,6 +44,21 @@ def _testing_config(database_uri: str, tmp_path: Path) -> type[TestingConfig]:
         ATTACHMENT_DIR = str(tmp_path / "attachments")
 
     return Config
+
+
+@contextmanager
+def recorded_statements():
+    """The SQL statements the database is sent inside the block (``with recorded_statements() as s``)."""
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from app.models import Case, ConsentRequest, MailOutbox, Notification, Watch
 from app.services import accounts, notifications
 from app.services import cases as case_service
 from app.services import questions as question_service
-from tests.conftest import municipality
+from tests.conftest import municipality, recorded_statements
 
 
 class Sink:
@@ -324,17 +324,10 @@ def test_following_never_redirects_off_the_site(people, client, login, back):
 
 def test_the_bell_on_every_page_reads_a_fixed_number_of_statements_however_many_are_unread(people, make_question):
     """Each notification's question or case is loaded with the others, not one statement each."""
-    from sqlalchemy import event
-
     def statements_of_the_bell() -> tuple[int, int]:
         db.session.expire_all()
-        seen: list[str] = []
-        listener = lambda *args: seen.append(args[2])  # noqa: E731
-        event.listen(db.engine, "before_cursor_execute", listener)
-        try:
+        with recorded_statements() as seen:
             count = notifications.unread_count(people["desk"])
-        finally:
-            event.remove(db.engine, "before_cursor_execute", listener)
         return count, len(seen)
 
     for n in range(2):

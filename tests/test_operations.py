@@ -17,7 +17,7 @@ from app.search import sync
 from app.services import cases as case_service
 from app.services import questions as question_service
 from config import TestingConfig
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, recorded_statements
 
 
 def json_lines(text: str) -> list[dict]:
@@ -399,22 +399,15 @@ def test_health_with_the_postgres_search_backend_reports_it(tmp_path, postgres_b
 def test_the_log_line_names_the_user_without_reading_the_database(app, make_user):
     """A log line written while the request's transaction is rolled back must not load the
     (expired) user row: the id comes from the identity map's key."""
-    from sqlalchemy import event
-
     from app.request_log import _user_id
 
     user = make_user("municipal", "呉市")
     db.session.commit()
     user_id = user.id
     db.session.expire(user)
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
-        assert _user_id(user) == user_id
-        from flask_login import AnonymousUserMixin
+    from flask_login import AnonymousUserMixin
 
+    with recorded_statements() as statements:
+        assert _user_id(user) == user_id
         assert _user_id(AnonymousUserMixin()) is None and _user_id(None) is None
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     assert statements == []

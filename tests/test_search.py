@@ -16,7 +16,7 @@ from app.search.service import SearchParams, search_cases
 from app.search.snippets import make_snippet
 from app.search.sync import apply_pending, check, current_index, pending_exists, queue_case, reindex
 from app.services import municipalities as municipality_service
-from tests.conftest import municipality
+from tests.conftest import municipality, recorded_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -670,18 +670,11 @@ def test_a_tag_that_appeared_meanwhile_is_used_not_inserted_twice(app):
 
 
 def test_a_large_import_refreshes_postgresql_statistics(app, runner, tmp_path, monkeypatch):
-    from sqlalchemy import event
-
     from app import cli
 
     monkeypatch.setattr(cli, "ANALYZE_AFTER_IMPORT", 2)
-    statements = []
-    listener = lambda *args: statements.append(args[2])  # noqa: E731
-    event.listen(db.engine, "before_cursor_execute", listener)
-    try:
+    with recorded_statements() as statements:
         assert runner.invoke(args=["cases", "import", str(write(tmp_path / "faq.csv", CSV))]).exit_code == 0
-    finally:
-        event.remove(db.engine, "before_cursor_execute", listener)
     analysed = any(s.strip() == "ANALYZE cases" for s in statements)
     assert analysed == (db.engine.dialect.name == "postgresql")
 

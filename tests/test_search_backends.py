@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from app import create_app, policy
 from app.content import load_reference
@@ -21,25 +21,10 @@ from app.search.service import SearchParams, search_cases, similar_cases
 from app.search.sync import apply_pending, queue_case
 from app.services import accounts, municipalities
 from config import TestingConfig
-from tests.conftest import IsolatedClient
+from tests.conftest import IsolatedClient, recorded_statements
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("whoosh", "postgres")
-
-
-@contextmanager
-def recorded_statements():
-    """The SQL statements the database is sent inside the block."""
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _many):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
 
 
 @contextmanager

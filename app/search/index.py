@@ -191,7 +191,7 @@ class ReaderCache:
     """What one reader (one index version) knows, as arrays over its document numbers, computed
     once: postings of terms, masks of filter values, publication dates, case ids, keyed by terms
     and values only. Anything statistical (BM25 impacts) is computed in a ScopedView, over the
-    documents one permission scope allows. Bounded in memory (oldest entries dropped first)."""
+    documents one permission scope allows. Bounded in memory (least recently used dropped first)."""
 
     def __init__(self, searcher, limit_bytes: int | None = None):
         self.searcher = searcher
@@ -573,17 +573,18 @@ class SearchIndex:
             version = ""
         if version != str(ANALYSIS_VERSION):
             return True
-        for attempt in range(5):
+        attempts = 0
+        while True:
             try:
                 index = whoosh_index.open_dir(str(self.root / generation))
                 return sorted(index.schema.names()) != sorted(build_schema().names())
             except FileNotFoundError:
                 # Another process committed between Whoosh listing the folder and opening the newest
                 # table of contents, and removed it (seen under load): read the newer one.
-                if attempt == 4:
+                attempts += 1
+                if attempts == 5:
                     raise
                 time.sleep(0.01)
-        return False
 
     def prune_generations(self, keep: int = 2) -> None:
         """Remove old generations, keeping the current one and ``keep - 1`` before it."""

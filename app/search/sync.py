@@ -330,61 +330,60 @@ def apply_pending(index: SearchIndex | None = None, procs: int = 1, wait: bool =
     written = 0
     postgres = _is_postgres()
     lock = index.lock()
-    if not wait:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return 0   # another worker holds the lock: it is applying the queue now
     try:
-        with lock:
-            name = _consumer(index).name
-            db.session.commit()
-            while True:
-                position = _position_of(name)
-                xmin = _snapshot_xmin() if postgres else 0   # taken before the read: see _move_position
-                bulk = PARALLEL_BULK if procs > 1 else BULK
-                rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(bulk)).all()
-                if not rows:
-                    if postgres:
-                        _move_position(name, position, xmin)
-                    db.session.commit()
-                    break
-                complete = len(rows) < bulk   # everything pending at this read; later work waits for the next call
-                row_ids = [r.id for r in rows]
-                case_ids = sorted({r.case_id for r in rows})
-                try:
-                    with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
-                        changes = sum(_write(writer, case_ids[start:start + BATCH])
-                                      for start in range(0, len(case_ids), BATCH))
-                        if not changes:
-                            # Only drafts (never in the index) changed: a commit would still make a
-                            # new index version, and every worker would start its caches again.
-                            writer.cancel()
-                except Exception as error:
-                    db.session.rollback()
-                    db.session.execute(update(SearchOutbox).where(SearchOutbox.id.in_(row_ids))
-                                       .values(attempts=SearchOutbox.attempts + 1, last_error=str(error)[:2000]))
-                    db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name)
-                                       .values(last_error=str(error)[:2000], seen_at=utcnow()))
-                    db.session.commit()
-                    raise
+        lock.acquire(timeout=None if wait else 0)   # None: the lock's own timeout
+    except Timeout:
+        if wait:
+            raise
+        return 0   # another worker holds the lock: it is applying the queue now
+    try:
+        name = _consumer(index).name
+        db.session.commit()
+        while True:
+            position = _position_of(name)
+            xmin = _snapshot_xmin() if postgres else 0   # taken before the read: see _move_position
+            bulk = PARALLEL_BULK if procs > 1 else BULK
+            rows = db.session.execute(_pending_query(name, position).order_by(SearchOutbox.id).limit(bulk)).all()
+            if not rows:
                 if postgres:
-                    db.session.execute(insert(SearchConsumerMark), [{"consumer": name, "outbox_id": i} for i in row_ids])
-                else:
-                    position = row_ids[-1]
-                db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name).values(
-                    position=position, applied_at=utcnow(), seen_at=utcnow(), last_error=""))
-                if postgres and complete:
                     _move_position(name, position, xmin)
                 db.session.commit()
-                written += len(case_ids)
-                if complete:
-                    # stop here even while writers keep queueing: the lock is not held forever
-                    break
-            _forget_old_work()
+                break
+            complete = len(rows) < bulk   # everything pending at this read; later work waits for the next call
+            row_ids = [r.id for r in rows]
+            case_ids = sorted({r.case_id for r in rows})
+            try:
+                with index.writer(procs=procs if len(case_ids) >= PARALLEL_MIN else 1) as writer:
+                    changes = sum(_write(writer, case_ids[start:start + BATCH])
+                                  for start in range(0, len(case_ids), BATCH))
+                    if not changes:
+                        # Nothing to write (drafts are never in the index): a commit would still make a
+                        # new index version, and every worker would start its caches again.
+                        writer.cancel()
+            except Exception as error:
+                db.session.rollback()
+                db.session.execute(update(SearchOutbox).where(SearchOutbox.id.in_(row_ids))
+                                   .values(attempts=SearchOutbox.attempts + 1, last_error=str(error)[:2000]))
+                db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name)
+                                   .values(last_error=str(error)[:2000], seen_at=utcnow()))
+                db.session.commit()
+                raise
+            if postgres:
+                db.session.execute(insert(SearchConsumerMark), [{"consumer": name, "outbox_id": i} for i in row_ids])
+            else:
+                position = row_ids[-1]
+            db.session.execute(update(SearchConsumer).where(SearchConsumer.name == name).values(
+                position=position, applied_at=utcnow(), seen_at=utcnow(), last_error=""))
+            if postgres and complete:
+                _move_position(name, position, xmin)
+            db.session.commit()
+            written += len(case_ids)
+            if complete:
+                # stop here even while writers keep queueing: the lock is not held forever
+                break
+        _forget_old_work()
     finally:
-        if not wait:
-            lock.release()
+        lock.release()
     return written
 
 
