@@ -224,6 +224,75 @@ def _chunks(text: str):
         start = end
 
 
+# What the analysis does with a morpheme of each part of speech (by Sudachi's id: the tuple of
+# six strings is made again for every call of ``part_of_speech()``).
+_DROP, _NOUN, _PREDICATE, _OTHER_CONTENT, _NOUN_SUFFIX = range(5)
+_POS_KINDS: dict[int, int] = {}
+
+
+def _pos_kind(morpheme) -> int:
+    pos_id = morpheme.part_of_speech_id()
+    kind = _POS_KINDS.get(pos_id)
+    if kind is None:
+        pos, subtype = morpheme.part_of_speech()[:2]
+        if pos == "接尾辞" and subtype == "名詞的":
+            kind = _NOUN_SUFFIX
+        elif pos == "名詞":
+            kind = _NOUN
+        elif pos in ("動詞", "形容詞"):
+            kind = _PREDICATE
+        elif pos in _CONTENT_POS:
+            kind = _OTHER_CONTENT
+        else:
+            kind = _DROP
+        _POS_KINDS[pos_id] = kind
+    return kind
+
+
+# A dictionary word's term and compound parts depend on the word alone: remembered by word id
+# (a bounded table; words the dictionary does not know are worked out every time).
+_WORD_TERMS: dict[tuple[int, bool], tuple[str, tuple[str, ...]]] = {}
+_WORD_TERMS_LIMIT = 200_000
+
+
+def _word_term(morpheme) -> str:
+    """The term of a content word, or "" where it is dropped (filler, no letters or digits)."""
+    folded = fold_word(morpheme.normalized_form())
+    if not folded or folded in STOPWORDS or not _RUN.search(folded):
+        return ""
+    return folded
+
+
+def _compound_parts(morpheme, folded: str, mode_a) -> tuple[str, ...]:
+    parts: list[str] = []
+    split = morpheme.split(mode_a)
+    if len(split) > 1:
+        for p in split:
+            if p.part_of_speech()[0] in _CONTENT_POS:
+                part = fold_word(p.normalized_form())
+                if part and part != folded and part not in STOPWORDS and part not in parts:
+                    parts.append(part)
+    return tuple(parts)
+
+
+def _term_and_parts(morpheme, long: bool, mode_a) -> tuple[str, tuple[str, ...]]:
+    """The term of a content word ("" where it is dropped) and, for a compound of three
+    characters or more (``long``), its mode-A parts."""
+    known = not morpheme.is_oov()
+    if known:
+        key = (morpheme.word_id(), long)
+        cached = _WORD_TERMS.get(key)
+        if cached is not None:
+            return cached
+    folded = _word_term(morpheme)
+    parts = _compound_parts(morpheme, folded, mode_a) if folded and long else ()
+    if known:
+        if len(_WORD_TERMS) >= _WORD_TERMS_LIMIT:
+            _WORD_TERMS.clear()
+        _WORD_TERMS[key] = (folded, parts)
+    return folded, parts
+
+
 def words(text: str, *, normalised: bool = False) -> list[Word]:
     """The content words of ``text``, each in its ``normalise``d form; offsets point into
     ``prefold(text)`` (``normalised=True``: ``text`` has been through ``prefold`` already)."""
@@ -239,32 +308,29 @@ def words(text: str, *, normalised: bool = False) -> list[Word]:
             continue
         noun_end = -1  # where the last noun ended (a suffix right after it makes a compound)
         for m in tokenizer.tokenize(chunk):
-            pos, subtype = m.part_of_speech()[:2]
-            if pos == "接尾辞" and subtype == "名詞的" and result and noun_end == offset + m.begin():
-                # サーバ室, 基幹系, 専用線: one word, with the noun before it as a part
-                last = result[-1]
-                suffix = fold_word(m.normalized_form())
-                result[-1] = Word(last.text + suffix, [last.text, *last.parts], last.start, offset + m.end())
-                noun_end = offset + m.end()
-                continue
-            if pos not in _CONTENT_POS:
+            kind = _pos_kind(m)
+            if kind == _NOUN_SUFFIX:
+                if result and noun_end == offset + m.begin():
+                    # サーバ室, 基幹系, 専用線: one word, with the noun before it as a part
+                    last = result[-1]
+                    suffix = fold_word(m.normalized_form())
+                    result[-1] = Word(last.text + suffix, [last.text, *last.parts], last.start, offset + m.end())
+                    noun_end = offset + m.end()
+                    continue
+                kind = _DROP   # a suffix on its own, like every 接尾辞, is not a word
+            if kind == _DROP:
                 noun_end = -1
                 continue
-            folded = fold_word(m.normalized_form())
-            if not folded or folded in STOPWORDS or m.surface() in STOPWORDS or not _RUN.search(folded):
+            surface = m.surface()
+            if surface in STOPWORDS:
                 noun_end = -1
                 continue
-            parts: list[str] = []
-            if len(m.surface()) >= 3:
-                split = m.split(mode_a)
-                if len(split) > 1:
-                    for p in split:
-                        if p.part_of_speech()[0] in _CONTENT_POS:
-                            part = fold_word(p.normalized_form())
-                            if part and part != folded and part not in STOPWORDS and part not in parts:
-                                parts.append(part)
-            result.append(Word(folded, parts, offset + m.begin(), offset + m.end(), pos in ("動詞", "形容詞")))
-            noun_end = offset + m.end() if pos == "名詞" else -1
+            folded, parts = _term_and_parts(m, len(surface) >= 3, mode_a)
+            if not folded:
+                noun_end = -1
+                continue
+            result.append(Word(folded, list(parts), offset + m.begin(), offset + m.end(), kind == _PREDICATE))
+            noun_end = offset + m.end() if kind == _NOUN else -1
     return result
 
 
@@ -304,6 +370,10 @@ class _StatelessTokenizer(Tokenizer):
 class JapaneseWordTokenizer(_StatelessTokenizer):
     """Sudachi words, each compound followed by its parts at the same position."""
 
+    def terms(self, value: str) -> list[str]:
+        """The tokens' texts, in order (for writing many documents: no Token per word)."""
+        return [text for word in words(value) for text in (word.text, *word.parts)]
+
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, mode="", **kwargs):
         token = Token(positions, chars, removestops=removestops, mode=mode, **kwargs)
@@ -322,6 +392,10 @@ class JapaneseWordTokenizer(_StatelessTokenizer):
 
 class BigramTokenizer(_StatelessTokenizer):
     """Distinct character bigrams of the Latin, digit and katakana runs of the normalised text."""
+
+    def terms(self, value: str) -> list[str]:
+        """The tokens' texts, in order (for writing many documents: no Token per gram)."""
+        return list(dict.fromkeys(bigrams(value)))
 
     def __call__(self, value, positions=False, chars=False, keeporiginal=False, removestops=True,
                  start_pos=0, start_char=0, mode="", **kwargs):

@@ -26,12 +26,13 @@ from filelock import FileLock
 import numpy as np
 from whoosh import index as whoosh_index
 from whoosh.codec.whoosh3 import LENGTHS_COLUMN, W3LeafMatcher, _lenfield
-from whoosh.fields import ID, KEYWORD, NUMERIC, STORED, TEXT, Schema
+from whoosh.fields import COLUMN, ID, KEYWORD, STORED, TEXT, Schema
 from whoosh.matching.wrappers import FilterMatcher
 from whoosh.columns import NumericColumn, TranslatingColumnReader
 from whoosh.util.numeric import byte_to_length
 
 from app.search.analysis import ANALYSIS_VERSION, BigramTokenizer, JapaneseWordTokenizer
+from app.search.bulk import bulk_writer
 
 # Whoosh names segments and temporary files with the ``random`` module. Forked server workers
 # share its state (and tests that seed it repeat it), so two writers can pick the same segment
@@ -47,13 +48,19 @@ LOCK = "write.lock"
 LOCK_TIMEOUT_SECONDS = 60
 
 
+def _number_column() -> COLUMN:
+    """An unsigned number per document, read as a column only (sorting, date filters, case ids).
+    Not indexed: a NUMERIC field adds 16 terms per value for range queries nobody makes here."""
+    return COLUMN(NumericColumn("Q", default=2**64 - 1))
+
+
 def build_schema() -> Schema:
     """Word fields for ranking (title and tags > resolution > the rest), bigrams for unknown
     words, and the fields the permission filter, filters and facets use."""
     words = JapaneseWordTokenizer()
     return Schema(
         id=ID(stored=True, unique=True),
-        case_id=NUMERIC(int, bits=64, signed=False, sortable=True),
+        case_id=_number_column(),
         title=TEXT(analyzer=words, phrase=False),
         body=TEXT(analyzer=words, phrase=False),
         resolution=TEXT(analyzer=words, phrase=False),
@@ -63,9 +70,13 @@ def build_schema() -> Schema:
         municipality=ID(),   # the owner, for the permission filter only
         owner=ID(),          # the owner as readers may see it: "anon" for an anonymous case
         visibility=ID(),
-        published=NUMERIC(int, bits=64, signed=False, sortable=True),
+        published=_number_column(),
         signature=STORED(),
     )
+
+
+def _field_types(schema: Schema) -> dict[str, str]:
+    return {name: type(field).__name__ for name, field in schema.items()}
 
 
 K1, B = 1.2, 0.75  # BM25 parameters (Whoosh's defaults)
@@ -577,7 +588,7 @@ class SearchIndex:
         while True:
             try:
                 index = whoosh_index.open_dir(str(self.root / generation))
-                return sorted(index.schema.names()) != sorted(build_schema().names())
+                return _field_types(index.schema) != _field_types(build_schema())
             except FileNotFoundError:
                 # Another process committed between Whoosh listing the folder and opening the newest
                 # table of contents, and removed it (seen under load): read the newer one.
@@ -660,8 +671,7 @@ class SearchIndex:
         documents are analysed and written by that many processes (one new segment each)."""
         name = generation or self.ensure()
         index = whoosh_index.open_dir(str(self.root / name))
-        writer = (index.writer(procs=procs, limitmb=256, multisegment=True, compound=False) if procs > 1
-                  else index.writer(compound=False))
+        writer = bulk_writer(index, procs)
         try:
             yield writer
         except BaseException:

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.extensions import db
 from app.models import Case, CaseState, SearchConsumer, SearchConsumerMark, SearchOutbox, as_utc, utcnow
 from app.search.analysis import tag_key
+from app.search.bulk import bulk_writer
 from app.search.index import SearchIndex, get_index
 
 log = logging.getLogger(__name__)
@@ -473,10 +474,7 @@ def whoosh_reindex(index: SearchIndex | None = None, batch: int = 1000, procs: i
     from whoosh import index as whoosh_index
 
     target = whoosh_index.open_dir(str(path))
-    # Segments stay separate files (not one compound file), so that opening a new index version
-    # maps the files instead of copying each segment into memory.
-    writer = (target.writer(procs=procs, limitmb=256, multisegment=procs > 1, compound=False) if procs > 1
-              else target.writer(limitmb=256, compound=False))
+    writer = bulk_writer(target, procs)
     # Cases made after the start are in the outbox after ``started_at`` and replayed below: the scan
     # stops at the last case that existed, instead of chasing writers that keep adding cases.
     last_case = db.session.scalar(select(func.coalesce(func.max(Case.id), 0)))
