@@ -228,11 +228,16 @@ class Cluster:
 
 
 def cache_key(args) -> str:
-    """Per database, backend, size and schema (the migrations of this tree)."""
+    """Per database, backend, size and schema (the migrations of this tree, the search index's
+    fields and analysis version)."""
     import hashlib
 
+    from app.search.analysis import ANALYSIS_VERSION
+    from app.search.index import build_schema
+
     migrations = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
-    schema = hashlib.sha256("\n".join(migrations).encode()).hexdigest()[:8]
+    fields = sorted(f"{name}:{type(field).__name__}" for name, field in build_schema().items())
+    schema = hashlib.sha256("\n".join([*migrations, *fields, str(ANALYSIS_VERSION)]).encode()).hexdigest()[:8]
     return f"{args.database}-{args.search_backend}-{args.cases}-{schema}-v{CORPUS_VERSION}"
 
 

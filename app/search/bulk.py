@@ -15,6 +15,7 @@ them under its lock.
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import queue
 import traceback
@@ -211,6 +212,9 @@ def _segment_worker(storage, indexname, jobs, results, segment_postings: int) ->
     """A worker process: documents from ``jobs`` (lists of field dicts, ``None`` to finish) into
     new segments of the index, a new one after ``segment_postings`` postings; puts
     ``("ok", segments)`` or ``("error", traceback)`` on ``results``."""
+    # What the parent process held when it forked is never garbage here: the collector would walk
+    # it again and again (an import's leftovers doubled the workers' time).
+    gc.freeze()
     segments = []
     writer = None
     try:
@@ -266,6 +270,11 @@ class ParallelBulkWriter(BulkSegmentWriter):
 
     def _send(self) -> None:
         if not self._workers:
+            # Analysers load what they need (a dictionary) on first use: here, once, so that the
+            # forked workers share it instead of each loading its own.
+            for fieldname, field in self.schema.items():
+                if field.indexed and field.analyzer is not None and field.format is not None:
+                    list(field.index("準備"))
             for _ in range(self._procs):
                 worker = self._context.Process(
                     target=_segment_worker, daemon=True,

@@ -111,6 +111,22 @@ def queue_case(case: Case) -> None:
     db.session.info["search_outbox_pending"] = True
 
 
+def queue_cases(case_ids: list[int]) -> None:
+    """``queue_case`` for many stored cases at once (an import): one statement, no object per row."""
+    from app.search.backend import postgres_active
+
+    if not case_ids:
+        return
+    if postgres_active():
+        from app.search import pg_backend
+
+        for case_id in case_ids:
+            pg_backend.queue(case_id)
+        return
+    db.session.execute(insert(SearchOutbox), [{"case_id": case_id} for case_id in case_ids])
+    db.session.info["search_outbox_pending"] = True
+
+
 @event.listens_for(Session, "before_commit")
 def _write_documents_with_the_change(session: Session) -> None:
     """PostgreSQL backend: the search documents of the cases changed in this transaction are

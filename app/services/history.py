@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, Case, CaseRevision, Category, Visibility, case_tags
@@ -126,6 +126,7 @@ def _write_revisions_of(session: Session, case_ids: list[int], notes: dict, audi
     latest_of = {r.case_id: r for r in session.scalars(select(CaseRevision).join(
         newest, (CaseRevision.case_id == newest.c.case_id) & (CaseRevision.number == newest.c.number)))}
     categories = {c.id: c for c in session.scalars(select(Category))}   # a few dozen
+    rows = []
     for case_id in case_ids:
         case = cases.get(case_id)
         if case is None:
@@ -146,11 +147,13 @@ def _write_revisions_of(session: Session, case_ids: list[int], notes: dict, audi
         elif not labels:
             labels.append("変更")
         category = categories.get(case.category_id)
-        session.add(CaseRevision(
+        rows.append(dict(
             case_id=case_id, number=(last.number + 1) if last else 1, actor_id=actor_id or case.updated_by_id,
             actions="・".join(labels)[:300], changed="・".join(changed)[:300],
             category_name=category.name if category else "", **current,
         ))
+    if rows:   # one statement for the batch (an ORM object per revision was a fifth of an import)
+        session.execute(insert(CaseRevision), rows)
 
 
 event.listen(Session, "after_flush", _after_flush)

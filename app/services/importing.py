@@ -18,7 +18,7 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Case, CaseState, Municipality, Tag, Visibility, as_utc, utcnow
 from app.models.case import ArticleType, CaseKind
-from app.search.sync import queue_case
+from app.search.sync import queue_cases
 from app.services import audit, review
 from app.services.accounts import find_municipality
 from app.services.spreadsheet import original_text, write_csv
@@ -231,8 +231,7 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
 def _flush_and_queue(batch: list[Case]) -> None:
     if batch:
         db.session.flush()
-        for case in batch:
-            queue_case(case)
+        queue_cases([case.id for case in batch])
         batch.clear()
 
 
