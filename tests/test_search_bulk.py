@@ -3,6 +3,10 @@ parallel write that fails commits nothing."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 from whoosh import index as whoosh_index
@@ -144,3 +148,35 @@ def test_an_index_with_numeric_fields_of_an_older_version_is_outdated(app):
     path = index.root / index.current_generation()
     whoosh_index.create_in(str(path), older)
     assert current_index().schema_outdated()
+
+
+@pytest.mark.parametrize("ending", ["cancel", "failure"])
+def test_a_process_whose_parallel_write_was_stopped_still_exits(tmp_path, ending):
+    """Documents still queued for stopped workers are dropped: the queue's feeder thread must not
+    keep the process from exiting (a test run printed its result and then hung)."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+        from whoosh import index as whoosh_index
+        from app.search.bulk import ParallelBulkWriter, WorkerFailed
+        from app.search.index import build_schema
+        from test_search_bulk import documents
+        ix = whoosh_index.create_in({str(tmp_path)!r}, build_schema())
+        writer = ParallelBulkWriter(ix, procs=2, compound=False)
+        if {ending!r} == "failure":
+            writer.add_document(id="bad", unknown_field="x")
+        for doc in documents(3000, seed=2):
+            writer.add_document(**doc)
+        if {ending!r} == "cancel":
+            writer.cancel()
+        else:
+            try:
+                writer.commit()
+            except WorkerFailed:
+                pass
+        print("finished")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "finished" in done.stdout

@@ -147,6 +147,8 @@ class BulkSegmentWriter(SegmentWriter):
 
     def __init__(self, ix, **kwargs):
         super().__init__(ix, **kwargs)
+        if self.docbase:
+            raise ValueError("a bulk segment numbers its documents from 0")
         self.pool = TermPostings()
 
     def add_document(self, **fields):
@@ -325,11 +327,22 @@ class ParallelBulkWriter(BulkSegmentWriter):
         for worker in self._workers:
             worker.join(WORKER_TIMEOUT_SECONDS)
         self._workers = []
+        self._close_queues()
         return segments
+
+    def _close_queues(self, abandon: bool = False) -> None:
+        """Closes both queues. ``abandon``: what is still buffered for workers that were stopped
+        is dropped (otherwise the queue's feeder thread would wait for a reader forever, and so
+        would this process when it exits)."""
+        for q in (self._jobs, self._results):
+            if abandon:
+                q.cancel_join_thread()
+            q.close()
 
     def commit(self, mergetype=None, optimize=None, merge=None):
         self._check_state()
         if not self._workers and not self._buffer:
+            self._close_queues()
             return super().commit(mergetype=mergetype, optimize=optimize, merge=merge)
         try:
             added = self._collect()
@@ -355,6 +368,7 @@ class ParallelBulkWriter(BulkSegmentWriter):
                 worker.terminate()
             worker.join(5)
         self._workers = []
+        self._close_queues(abandon=True)
 
     def cancel(self):
         self._stop_workers()
