@@ -214,8 +214,8 @@ def _segment_worker(storage, indexname, jobs, results, segment_postings: int) ->
     """A worker process: documents from ``jobs`` (lists of field dicts, ``None`` to finish) into
     new segments of the index, a new one after ``segment_postings`` postings; puts
     ``("ok", segments)`` or ``("error", traceback)`` on ``results``."""
-    # What the parent process held when it forked is never garbage here: the collector would walk
-    # it again and again (an import's leftovers doubled the workers' time).
+    # What the parent process held when it forked is never garbage here: the collector need not
+    # walk it (and touch its pages, copying them) again and again.
     gc.freeze()
     segments = []
     writer = None
