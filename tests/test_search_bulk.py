@@ -105,12 +105,17 @@ def test_many_segments_are_made_when_a_worker_holds_many_postings(tmp_path):
     assert ix.doc_count() == 600
 
 
-def test_a_failing_worker_commits_nothing_and_releases_the_index(tmp_path):
-    directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(20), [])])
-    ix = whoosh_index.open_dir(str(directory))
-    writer = ParallelBulkWriter(ix, procs=2, compound=False)
+def parallel_writer_with_queued_documents(tmp_path, committed: int):
+    """An index of ``committed`` documents and a parallel writer that has been given 600 more."""
+    directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(committed), [])])
+    writer = ParallelBulkWriter(whoosh_index.open_dir(str(directory)), procs=2, compound=False)
     for doc in documents(600, seed=9):
         writer.add_document(**doc)
+    return directory, writer
+
+
+def test_a_failing_worker_commits_nothing_and_releases_the_index(tmp_path):
+    directory, writer = parallel_writer_with_queued_documents(tmp_path, committed=20)
     writer.add_document(id="bad", unknown_field="x")   # raises in the worker that takes it
     with pytest.raises(WorkerFailed) as failure:
         writer.commit()
@@ -123,11 +128,7 @@ def test_a_failing_worker_commits_nothing_and_releases_the_index(tmp_path):
 
 
 def test_a_cancelled_parallel_writer_stops_its_workers_and_writes_nothing(tmp_path):
-    directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(10), [])])
-    ix = whoosh_index.open_dir(str(directory))
-    writer = ParallelBulkWriter(ix, procs=2, compound=False)
-    for doc in documents(600, seed=5):
-        writer.add_document(**doc)
+    directory, writer = parallel_writer_with_queued_documents(tmp_path, committed=10)
     workers = list(writer._workers)
     assert workers
     writer.cancel()

@@ -178,6 +178,7 @@ class BulkSegmentWriter(SegmentWriter):
                     scorable = field.scorable
                     terms = pool.terms(fieldname)
                     for tbytes, freq, weight, vbytes in _term_frequencies(field, value):
+                        # TermPostings.add, inlined: this runs once per distinct word of every document
                         entry = terms.get(tbytes)
                         if entry is None:
                             entry = terms[tbytes] = (array("I"), array("f"), [])

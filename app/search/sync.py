@@ -100,19 +100,11 @@ def queue_case(case: Case) -> None:
     (``_write_documents_with_the_change``): no outbox row, nothing to apply later."""
     if case.id is None:
         db.session.flush()
-    from app.search.backend import postgres_active
-
-    if postgres_active():
-        from app.search import pg_backend
-
-        pg_backend.queue(case.id)
-        return
-    db.session.add(SearchOutbox(case_id=case.id))
-    db.session.info["search_outbox_pending"] = True
+    queue_cases([case.id])
 
 
 def queue_cases(case_ids: list[int]) -> None:
-    """``queue_case`` for many stored cases at once (an import): one statement, no object per row."""
+    """``queue_case`` for stored cases, many at once (an import): one statement, no object per row."""
     from app.search.backend import postgres_active
 
     if not case_ids:

@@ -26,8 +26,8 @@ from sqlalchemy.orm import Session, selectinload
 from app import policy
 from app.extensions import db
 from app.models import (
-    Case, CaseReport, CaseState, Channel, ConsentRequest, MailOutbox, Notification, NotificationKind,
-    NotificationPreference, Question, QuestionStatus, Role, User, Watch, utcnow,
+    Case, CaseReport, CaseState, Channel, ConsentRequest, ExpertRequest, MailOutbox, Notification,
+    NotificationKind, NotificationPreference, Question, QuestionStatus, Role, User, Watch, utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -340,8 +340,6 @@ def _load_for_describing(query) -> tuple[list[Notification], list[object]]:
         subjects += db.session.scalars(select(CaseReport).where(CaseReport.id.in_(report_ids))).all()
     expert_ids = {n.post_id for n in rows if n.post_id is not None and n.kind == NotificationKind.EXPERT_REQUEST.value}
     if expert_ids:
-        from app.models.expert import ExpertRequest
-
         subjects += db.session.scalars(select(ExpertRequest).where(ExpertRequest.id.in_(expert_ids))
                                        .options(selectinload(ExpertRequest.municipality))).all()
     return rows, subjects
