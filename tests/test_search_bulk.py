@@ -105,6 +105,24 @@ def test_many_segments_are_made_when_a_worker_holds_many_postings(tmp_path):
     assert ix.doc_count() == 600
 
 
+@pytest.mark.parametrize("writer_class,kwargs", [(BulkSegmentWriter, {}), (ParallelBulkWriter, {"procs": 2})],
+                         ids=["in-process", "two-workers"])
+def test_posting_lists_are_written_in_large_blocks(tmp_path, writer_class, kwargs, monkeypatch):
+    """A search decodes a term's whole posting list a block at a time; each block has a fixed cost."""
+    monkeypatch.setattr("app.search.bulk.POSTING_BLOCK", 400)
+    directory = build(tmp_path / "ix", writer_class, [(documents(4000), [])], **kwargs)
+    with whoosh_index.open_dir(str(directory)).reader() as reader:
+        for leaf, _offset in reader.leaf_readers():
+            matcher = leaf.postings("category", "network")   # in about half of the segment's documents
+            blocks = []
+            while matcher.is_active():
+                matcher._read_ids()
+                blocks.append(matcher._blocklength)
+                matcher._next_block()
+            assert sum(blocks) == leaf.doc_frequency("category", "network") > 400
+            assert blocks[:-1] == [400] * (len(blocks) - 1) and blocks[-1] <= 400
+
+
 def parallel_writer_with_queued_documents(tmp_path, committed: int):
     """An index of ``committed`` documents and a parallel writer that has been given 600 more."""
     directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(committed), [])])

@@ -22,6 +22,7 @@ import traceback
 from array import array
 from collections import Counter
 
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.formats import Frequency
 from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
@@ -30,6 +31,10 @@ from whoosh.writing import SegmentWriter
 SEGMENT_POSTINGS = 12_000_000
 BATCH_DOCUMENTS = 250      # documents sent to a worker at a time
 WORKER_TIMEOUT_SECONDS = 3600
+# Postings per block (Whoosh writes 128). Searches decode a term's whole posting list into arrays
+# (``index._posting_arrays``) and never skip within it, so a block is only a unit of decoding
+# work, with a fixed cost each (decompress, unpickle, numpy conversion): fewer, larger blocks.
+POSTING_BLOCK = 1024
 
 
 class TermPostings:
@@ -146,6 +151,7 @@ class BulkSegmentWriter(SegmentWriter):
     """A Whoosh ``SegmentWriter`` that keeps its new segment's postings in memory per term."""
 
     def __init__(self, ix, **kwargs):
+        kwargs.setdefault("codec", W3Codec(blocklimit=POSTING_BLOCK))
         super().__init__(ix, **kwargs)
         if self.docbase:
             raise ValueError("a bulk segment numbers its documents from 0")
