@@ -65,7 +65,12 @@ def schedule(case: Case, reviewed_at: datetime | None = None, months: int | None
     """The next review date, counted from ``reviewed_at`` (default now), ``months`` later (default:
     the category's period; a bulk import looks it up once per category)."""
     months = months if months is not None else review_months(case.category)
-    case.review_due = add_months(_local_day(reviewed_at or utcnow()), months)
+    case.review_due = review_due(reviewed_at, months)
+
+
+def review_due(reviewed_at: datetime | None, months: int) -> date:
+    """The day a case reviewed (or published) at ``reviewed_at`` is due again."""
+    return add_months(_local_day(reviewed_at or utcnow()), months)
 
 
 def last_checked(case: Case) -> datetime | None:
