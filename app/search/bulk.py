@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import queue
 import traceback
 from array import array
@@ -26,6 +27,8 @@ from whoosh.codec.whoosh3 import W3Codec
 from whoosh.formats import Frequency
 from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
+
+from app.search.postings_file import EXTENSION, term_key, write_postings_file
 
 # A worker starts a new segment after this many postings (≈ 16 bytes each in memory).
 SEGMENT_POSTINGS = 12_000_000
@@ -73,9 +76,11 @@ class TermPostings:
         self.fields.clear()
         self.unordered.clear()
 
-    def write(self, schema, lengths, fieldwriter, doccount: int) -> None:
+    def write(self, schema, lengths, fieldwriter, doccount: int, postings_path: str | None = None) -> None:
         """Every term in order into ``fieldwriter``, a block at a time, with the statistics Whoosh's
-        posting-at-a-time path computes (field lengths of the block's documents, largest weight)."""
+        posting-at-a-time path computes (field lengths of the block's documents, largest weight);
+        and, given ``postings_path``, the same postings as arrays there (``postings_file``)."""
+        arrays = []
         for fieldname in sorted(self.fields):
             terms = self.fields[fieldname]
             fieldobj = schema[fieldname]
@@ -91,7 +96,11 @@ class TermPostings:
                 fieldwriter.start_term(tbytes)
                 _add_postings(fieldwriter._postwriter, docs, weights, values, field_lengths)
                 fieldwriter.finish_term()
+                if postings_path is not None:
+                    arrays.append((term_key(fieldname, tbytes), docs, weights))
             fieldwriter.finish_field()
+        if postings_path is not None:
+            write_postings_file(postings_path, arrays)
 
 
 def _field_lengths(lengths, fieldname: str, doccount: int) -> list[int]:
@@ -124,6 +133,13 @@ def _add_postings(postwriter, docs: array, weights: array, values: list, field_l
         postwriter._minlength = min(present) if present else None
         postwriter._maxlength = max(present) if present else 0
         start = end
+
+
+def postings_path(storage, segment) -> str | None:
+    """Where a segment's postings file goes: beside its other files (none in a storage without
+    a folder, such as Whoosh's RAM storage)."""
+    folder = getattr(storage, "folder", None)
+    return os.path.join(folder, segment.make_filename(EXTENSION)) if folder else None
 
 
 _FREQUENCIES: dict[int, bytes] = {}
@@ -210,7 +226,8 @@ class BulkSegmentWriter(SegmentWriter):
         self.perdocwriter.close()
         lengths = self.per_document_reader() if self.codec.length_stats else None
         try:
-            self.pool.write(self.schema, lengths, self.fieldwriter, self.docnum - self.docbase)
+            self.pool.write(self.schema, lengths, self.fieldwriter, self.docnum - self.docbase,
+                            postings_path(self.storage, self.newsegment))
         finally:
             if lengths is not None:
                 lengths.close()

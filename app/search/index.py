@@ -33,6 +33,7 @@ from whoosh.util.numeric import byte_to_length
 
 from app.search.analysis import ANALYSIS_VERSION, BigramTokenizer, JapaneseWordTokenizer
 from app.search.bulk import bulk_writer
+from app.search.postings_file import EXTENSION, POSTINGS_FILES, PostingsFile, term_key
 
 # Whoosh names segments and temporary files with the ``random`` module. Forked server workers
 # share its state (and tests that seed it repeat it), so two writers can pick the same segment
@@ -198,6 +199,15 @@ def _segment_key(leaf) -> str | None:
     return f"{folder}/{segment.segment_id()}"
 
 
+def _postings_file(leaf) -> PostingsFile | None:
+    """The segment's postings file (``postings_file``), if it has a usable one."""
+    segment = _segment_key(leaf)
+    return POSTINGS_FILES.of(segment + EXTENSION) if segment is not None else None
+
+
+_NO_POSTINGS = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32))
+
+
 class ReaderCache:
     """What one reader (one index version) knows, as arrays over its document numbers, computed
     once: postings of terms, masks of filter values, publication dates, case ids, keyed by terms
@@ -312,6 +322,7 @@ class ReaderCache:
         """Document numbers (live ones) and term frequencies of one term."""
         def compute():
             id_parts, weight_parts = [], []
+            key = None
             for leaf, offset in self.leaves:
                 def leaf_postings(leaf=leaf):
                     if (fieldname, text) not in leaf:
@@ -320,7 +331,14 @@ class ReaderCache:
                     if isinstance(matcher, FilterMatcher):
                         matcher = matcher.child  # deletions are removed below, all at once
                     return _Postings(*_posting_arrays(matcher))
-                found = self._leaf_array(leaf, ("postings", fieldname, text), leaf_postings)
+                arrays = _postings_file(leaf)
+                if arrays is not None:   # written by the bulk writer: a lookup, no decoding, no lock
+                    if key is None:
+                        key = term_key(fieldname, self.reader.schema[fieldname].to_bytes(text))
+                    ids, weights = arrays.get(key) or _NO_POSTINGS
+                    found = _Postings(ids.astype(np.int64), weights)
+                else:
+                    found = self._leaf_array(leaf, ("postings", fieldname, text), leaf_postings)
                 if len(found.ids):
                     id_parts.append(found.ids + offset)
                     weight_parts.append(found.weights)
@@ -654,6 +672,9 @@ class SearchIndex:
             weakref.finalize(searcher, _close_quietly, searcher.ixreader)
             cache = ReaderCache(searcher)
             self._shared = (index, searcher, cache)
+            # postings files of segments this version no longer has are let go (disk space, pages)
+            POSTINGS_FILES.retain(str(self.root), [_segment_key(leaf) + EXTENSION for leaf, _offset in cache.leaves
+                                                   if _segment_key(leaf) is not None])
             return searcher, cache
 
     @staticmethod
