@@ -64,6 +64,16 @@ def _cleaner() -> bleach.Cleaner:
     return cleaner
 
 
+def _markdown() -> markdown.Markdown:
+    """This thread's Markdown converter, reset before each text: building one (its extensions,
+    processors and patterns) cost twice what converting a case's text does. Not thread-safe,
+    like the Cleaner."""
+    converter = getattr(_local, "markdown", None)
+    if converter is None:
+        converter = _local.markdown = markdown.Markdown(extensions=MARKDOWN_EXTENSIONS, output_format="html")
+    return converter
+
+
 _HEADING = re.compile(r"<(/?)h([1-6])>")
 
 
@@ -72,7 +82,7 @@ def render_markdown(text: str | None, heading_offset: int = 0) -> Markup:
     text's own headings down (a case section's "## 症状" must not outrank the section title)."""
     if not text:
         return Markup("")
-    html = markdown.markdown(text, extensions=MARKDOWN_EXTENSIONS, output_format="html")
+    html = _markdown().reset().convert(text)
     cleaned = _cleaner().clean(html)
     if heading_offset:
         cleaned = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + heading_offset)}>", cleaned)

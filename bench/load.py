@@ -229,15 +229,18 @@ class Cluster:
 
 def cache_key(args) -> str:
     """Per database, backend, size and schema (the migrations of this tree, the search index's
-    fields and analysis version)."""
+    fields, analysis version and file format: posting block size, postings files)."""
     import hashlib
 
     from app.search.analysis import ANALYSIS_VERSION
+    from app.search.bulk import POSTING_BLOCK
     from app.search.index import build_schema
+    from app.search.postings_file import MAGIC
 
     migrations = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
     fields = sorted(f"{name}:{type(field).__name__}" for name, field in build_schema().items())
-    schema = hashlib.sha256("\n".join([*migrations, *fields, str(ANALYSIS_VERSION)]).encode()).hexdigest()[:8]
+    index_format = [str(ANALYSIS_VERSION), str(POSTING_BLOCK), MAGIC.decode()]
+    schema = hashlib.sha256("\n".join([*migrations, *fields, *index_format]).encode()).hexdigest()[:8]
     return f"{args.database}-{args.search_backend}-{args.cases}-{schema}-v{CORPUS_VERSION}"
 
 

@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +92,11 @@ def main() -> None:
             statements = []
             with app.app_context():
                 engine = db.engine
-            listener = lambda conn, cursor, statement, *rest: statements.append(" ".join(statement.split())[:160])
+            def listener(conn, cursor, statement, *rest):
+                # where in the app (code or template) the statement came from
+                here = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(traceback.extract_stack())
+                             if "/app/" in f.filename and "/site-packages/" not in f.filename), "?")
+                statements.append(f"{here:28} " + " ".join(statement.split())[:130])
             event.listen(engine, "before_cursor_execute", listener)
             client.get(paths[0])
             event.remove(engine, "before_cursor_execute", listener)

@@ -113,3 +113,13 @@ def test_threads_render_alike_each_with_its_own_cleaner():
         t.join()
     assert failures == []
     assert len(cleaners) == 6
+
+
+def test_one_text_rendered_leaves_nothing_for_the_next():
+    """The converter is reused per thread: a link reference defined in one case's text must not
+    turn a bracket in the next text into that link."""
+    first = render_markdown("[手順書]\n\n[手順書]: https://intra.example.lg.jp/secret")
+    assert 'href="https://intra.example.lg.jp/secret"' in first
+    second = render_markdown("[手順書] を参照")
+    assert "href" not in second and "[手順書]" in second
+    assert render_markdown("[手順書] を参照") == second

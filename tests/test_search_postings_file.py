@@ -149,3 +149,26 @@ def test_the_files_of_segments_a_new_index_version_no_longer_has_are_let_go(app,
     assert titles(desk, "VPN装置")[0].total == 1
     after = set(POSTINGS_FILES._files)
     assert after and not after & before
+
+
+def test_an_index_written_before_postings_files_is_rebuilt_by_reindex_if_outdated(app, make_user, runner):
+    """An upgraded server gets them from ``search reindex --if-outdated`` (``make run``, the systemd
+    unit); meanwhile the index is searched and written as before (it is not refused)."""
+    from app.search.sync import apply_pending, current_index
+    from tests.test_search import add_case, titles
+
+    desk = make_user("helpdesk")
+    add_case(make_user, "VPN装置の更新", body="VPN装置のファームウェア")
+    index = current_index()
+    assert not index.lacks_postings_files()
+    before = index.current_generation()
+    (path,) = (index.root / before).glob(f"*{postings_file.EXTENSION}")
+    path.unlink()
+    assert index.lacks_postings_files() and not index.schema_outdated()
+    add_case(make_user, "VPN装置の設定", body="VPN")   # still written (queued work applied)
+    assert apply_pending() == 0 and titles(desk, "VPN装置")[0].total == 2
+    result = runner.invoke(args=["search", "reindex", "--if-outdated"])
+    assert result.exit_code == 0, result.output
+    assert current_index().current_generation() != before
+    assert not current_index().lacks_postings_files()
+    assert titles(desk, "VPN装置")[0].total == 2

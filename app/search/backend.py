@@ -111,7 +111,7 @@ class WhooshBackend:
         from app.search import sync
 
         index = sync.current_index()
-        return not index.current_generation() or index.schema_outdated()
+        return not index.current_generation() or index.schema_outdated() or index.lacks_postings_files()
 
     def search(self, user, params, *, log_misses: bool = True):
         from app.search import service

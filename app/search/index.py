@@ -615,6 +615,22 @@ class SearchIndex:
                     raise
                 time.sleep(0.01)
 
+    def lacks_postings_files(self) -> bool:
+        """Whether the current generation's largest segment has no postings file (written before
+        they existed). It is searched all the same, only slower: ``search reindex --if-outdated``
+        rebuilds it (``make run`` and the systemd unit run that), nothing else refuses it."""
+        generation = self.current_generation()
+        if not generation or not (self.root / generation).is_dir():
+            return False
+        try:
+            segments = whoosh_index.open_dir(str(self.root / generation))._segments()
+        except (FileNotFoundError, whoosh_index.EmptyIndexError):
+            return False
+        if not segments:
+            return False
+        largest = max(segments, key=lambda segment: segment.doc_count_all())
+        return not (self.root / generation / largest.make_filename(EXTENSION)).exists()
+
     def prune_generations(self, keep: int = 2) -> None:
         """Remove old generations, keeping the current one and ``keep - 1`` before it."""
         current = self.current_generation()
