@@ -69,8 +69,11 @@ def build(size: int, folder: Path) -> None:
 def _memory() -> dict[str, float]:
     status = Path("/proc/self/status").read_text()
     values = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status.splitlines()
-              if line.startswith(("VmRSS", "VmHWM"))}
-    return {"rss_mb": round(values["VmRSS"]), "peak_mb": round(values["VmHWM"])}
+              if line.startswith(("VmRSS", "VmHWM", "RssAnon", "RssFile"))}
+    # RssFile: pages of mapped files (postings files, libraries), shared with every other worker
+    # that maps them; RssAnon: this process's own memory.
+    return {"rss_mb": round(values["VmRSS"]), "peak_mb": round(values["VmHWM"]),
+            "anon_mb": round(values.get("RssAnon", 0)), "file_mb": round(values.get("RssFile", 0))}
 
 
 def worker(folder: Path) -> None:

@@ -1,0 +1,32 @@
+"""cases: one index on (kind, state) instead of one on kind
+
+Every search asks the database for the published articles (``kind = 'article' AND state =
+'published'``). With an index on each column and no statistics, SQLite could choose the state
+index and read every published case: 425 ms a search at 1,000,000 cases. The two-column index
+answers it directly (and serves every lookup by kind alone).
+
+Revision ID: 0013_cases_kind_state_index
+Revises: 0012_articles
+Create Date: 2026-12-02 06:30:00.000000
+
+"""
+from alembic import op
+
+
+# revision identifiers, used by Alembic.
+revision = '0013_cases_kind_state_index'
+down_revision = '0012_articles'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index('ix_cases_kind_state', ['kind', 'state'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_cases_kind'))
+
+
+def downgrade():
+    with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cases_kind'), ['kind'], unique=False)
+        batch_op.drop_index('ix_cases_kind_state')
