@@ -215,7 +215,7 @@ def content_load(demo):
         click.echo(line)
 
 
-ANALYZE_AFTER_IMPORT = 1000   # cases: PostgreSQL's planner statistics are refreshed at once
+ANALYZE_AFTER_IMPORT = 1000   # cases: the planner's statistics are refreshed at once
 
 
 @cases.command("import")
@@ -242,8 +242,12 @@ def cases_import(path, dry_run, procs):
         click.echo(f"検証のみ: {report.created} 件を取り込めます（取り込んでいません）。")
         return
     db.session.commit()
-    if report.created >= ANALYZE_AFTER_IMPORT and db.session.get_bind().dialect.name == "postgresql":
-        # fresh planner statistics at once, not when autovacuum gets to it (see pg_backend)
+    if report.created >= ANALYZE_AFTER_IMPORT:
+        # Fresh planner statistics at once: PostgreSQL's autovacuum would get to it later (see
+        # pg_backend); SQLite has none until asked, and without them it may pick an index that
+        # reads most of the table (a sample of rows per index is enough: analysis_limit).
+        if db.session.get_bind().dialect.name == "sqlite":
+            db.session.execute(text("PRAGMA analysis_limit=1000"))
         db.session.execute(text("ANALYZE cases"))
         db.session.commit()
     _apply_index_work(procs=procs)
