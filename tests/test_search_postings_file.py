@@ -104,17 +104,49 @@ def test_an_index_without_postings_files_is_read_from_whooshs_blocks(tmp_path):
     assert whoosh_terms == bulk_terms
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def _other_segments_file(tmp_path) -> bytes:
+    """A valid postings file of a larger segment (600 documents)."""
+    other = build(tmp_path / "other", BulkSegmentWriter, [(documents(600, seed=5), [])])
+    (path,) = other.glob(f"*{postings_file.EXTENSION}")
+    return path.read_bytes()
+
+
+def _unordered(data: bytes) -> bytes:
+    """The file with its first two term hashes swapped (a lookup by binary search would miss)."""
+    first = postings_file._HEADER_SIZE
+    return data[:first] + data[first + 8: first + 16] + data[first: first + 8] + data[first + 16:]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "unordered", "another segment's"])
 def test_a_damaged_postings_file_is_not_used(tmp_path, damage, caplog):
+    """Searched from Whoosh's blocks instead, with the same postings; a file naming documents the
+    segment does not have (they would be the next segment's documents) is refused too."""
     directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(300), [])])
     expected = every_term_postings(directory)
     POSTINGS_FILES.clear()
     search_index.SEGMENT_ARRAYS.clear()
     (path,) = directory.glob(f"*{postings_file.EXTENSION}")
     data = path.read_bytes()
-    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x01" * len(data), "empty": b""}[damage])
+    path.write_bytes({"truncated": lambda: data[: len(data) // 2], "garbage": lambda: b"\x01" * len(data),
+                      "empty": lambda: b"", "unordered": lambda: _unordered(data),
+                      "another segment's": lambda: _other_segments_file(tmp_path)}[damage]())
     assert every_term_postings(directory) == expected
     assert "not used" in caplog.text
+
+
+def test_a_postings_file_that_cannot_be_written_does_not_fail_the_index_write(tmp_path, monkeypatch, caplog):
+    def disk_full(path, terms):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("app.search.bulk.write_postings_file", disk_full)
+    directory = build(tmp_path / "ix", BulkSegmentWriter, [(documents(300), [])])
+    assert not segment_files(directory, postings_file.EXTENSION)
+    assert "not written" in caplog.text
+    monkeypatch.undo()
+    POSTINGS_FILES.clear()
+    search_index.SEGMENT_ARRAYS.clear()
+    assert every_term_postings(directory) == every_term_postings(build(tmp_path / "b", BulkSegmentWriter,
+                                                                       [(documents(300), [])]))
 
 
 def test_terms_with_the_same_hash_are_told_apart_by_their_bytes(tmp_path, monkeypatch):
@@ -165,6 +197,8 @@ def test_an_index_written_before_postings_files_is_rebuilt_by_reindex_if_outdate
     (path,) = (index.root / before).glob(f"*{postings_file.EXTENSION}")
     path.unlink()
     assert index.lacks_postings_files() and not index.schema_outdated()
+    path.write_bytes(b"damaged")   # one that cannot be used counts as none
+    assert index.lacks_postings_files()
     add_case(make_user, "VPN装置の設定", body="VPN")   # still written (queued work applied)
     assert apply_pending() == 0 and titles(desk, "VPN装置")[0].total == 2
     result = runner.invoke(args=["search", "reindex", "--if-outdated"])

@@ -16,6 +16,7 @@ them under its lock.
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
 import os
 import queue
@@ -38,6 +39,8 @@ WORKER_TIMEOUT_SECONDS = 3600
 # (``index._posting_arrays``) and never skip within it, so a block is only a unit of decoding
 # work, with a fixed cost each (decompress, unpickle, numpy conversion): fewer, larger blocks.
 POSTING_BLOCK = 1024
+
+log = logging.getLogger(__name__)
 
 
 class TermPostings:
@@ -100,7 +103,12 @@ class TermPostings:
                     arrays.append((term_key(fieldname, tbytes), docs, weights))
             fieldwriter.finish_field()
         if postings_path is not None:
-            write_postings_file(postings_path, arrays)
+            try:
+                write_postings_file(postings_path, arrays)
+            except OSError as error:
+                # derived data: the segment is searched from Whoosh's blocks instead (a disk that is
+                # full fails Whoosh's own files anyway; a file alone must not fail the index write)
+                log.warning("postings file %s not written (%s)", postings_path, error)
 
 
 def _field_lengths(lengths, fieldname: str, doccount: int) -> list[int]:

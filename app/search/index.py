@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import struct
 import threading
 import time
 import weakref
@@ -202,7 +203,7 @@ def _segment_key(leaf) -> str | None:
 def _postings_file(leaf) -> PostingsFile | None:
     """The segment's postings file (``postings_file``), if it has a usable one."""
     segment = _segment_key(leaf)
-    return POSTINGS_FILES.of(segment + EXTENSION) if segment is not None else None
+    return POSTINGS_FILES.of(segment + EXTENSION, leaf.doc_count_all()) if segment is not None else None
 
 
 _NO_POSTINGS = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.float32))
@@ -629,7 +630,11 @@ class SearchIndex:
         if not segments:
             return False
         largest = max(segments, key=lambda segment: segment.doc_count_all())
-        return not (self.root / generation / largest.make_filename(EXTENSION)).exists()
+        try:
+            PostingsFile(str(self.root / generation / largest.make_filename(EXTENSION)), largest.doc_count_all()).close()
+        except (OSError, ValueError, struct.error):   # none, or not usable
+            return True
+        return False
 
     def prune_generations(self, keep: int = 2) -> None:
         """Remove old generations, keeping the current one and ``keep - 1`` before it."""

@@ -105,7 +105,10 @@ def _small_whole_numbers(weights: np.ndarray) -> bool:
 class PostingsFile:
     """One segment's postings file, mapped read-only. Safe to use from several threads."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, doc_count: int | None = None):
+        """``doc_count``: the segment's number of documents; a file naming a document beyond it
+        (damage, or a file copied from elsewhere) is refused: its postings would point into the
+        next segment's documents."""
         with open(path, "rb") as source:
             self._map = mmap.mmap(source.fileno(), 0, access=mmap.ACCESS_READ)
         try:
@@ -124,8 +127,14 @@ class PostingsFile:
                 setattr(self, f"_{name}", np.frombuffer(self._map, dtype=dtype, count=count, offset=offset))
                 offset += size + (-size % 8)
             self._key_offset = _HEADER_SIZE + 8 * (3 * terms + 2)
-            if terms and (int(self._starts[-1]) != postings or int(self._keys[-1]) != key_length):
+            if (int(self._starts[0]) or int(self._keys[0]) or int(self._starts[-1]) != postings
+                    or int(self._keys[-1]) != key_length):
                 raise ValueError("postings file sections do not add up")
+            if terms and (np.any(self._hashes[1:] < self._hashes[:-1]) or np.any(self._starts[1:] < self._starts[:-1])
+                          or np.any(self._keys[1:] < self._keys[:-1])):
+                raise ValueError("postings file tables are out of order")
+            if doc_count is not None and postings and int(self._ids.max()) >= doc_count:
+                raise ValueError("postings file names documents the segment does not have")
         except BaseException:
             self.close()
             raise
@@ -166,7 +175,7 @@ class PostingsFiles:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def of(self, path: str) -> PostingsFile | None:
+    def of(self, path: str, doc_count: int | None = None) -> PostingsFile | None:
         with self._lock:
             if path in self._files:
                 self._files.move_to_end(path)
@@ -174,9 +183,12 @@ class PostingsFiles:
         found = None
         if os.path.exists(path):
             try:
-                found = PostingsFile(path)
-            except (OSError, ValueError, struct.error) as error:
+                found = PostingsFile(path, doc_count)
+            except (ValueError, struct.error) as error:
                 log.warning("postings file %s not used (%s): read from the index instead", path, error)
+            except OSError as error:   # perhaps passing (no file descriptor left): tried again next time
+                log.warning("postings file %s could not be opened (%s): read from the index instead", path, error)
+                return None
         with self._lock:
             found = self._files.setdefault(path, found)   # another thread may have opened it meanwhile
             while len(self._files) > self._limit:
