@@ -649,7 +649,7 @@ def test_a_bulk_import_is_stored_in_batches_and_written_by_several_index_process
     assert all(sorted(t.name for t in c.tags) == sorted(["UTM", f"タグ{int(c.title[4:]) % 3}"]) for c in cases)
     assert db.session.scalar(select(func.count()).select_from(CaseRevision)
                              .where(CaseRevision.case_id.in_([c.id for c in cases]))) == 11
-    assert all(c.review_due is not None for c in cases)
+    assert all(c.review_due is not None and c.created_at is not None and c.updated_at is not None for c in cases)
     assert check().ok and not pending_exists()
     result, found = titles(desk, "UTM")
     assert result.total == 12 and found.count("既存の事例 UTM") == 1

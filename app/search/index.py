@@ -694,8 +694,8 @@ class SearchIndex:
             cache = ReaderCache(searcher)
             self._shared = (index, searcher, cache)
             # postings files of segments this version no longer has are let go (disk space, pages)
-            POSTINGS_FILES.retain(str(self.root), [_segment_key(leaf) + EXTENSION for leaf, _offset in cache.leaves
-                                                   if _segment_key(leaf) is not None])
+            segments = [_segment_key(leaf) for leaf, _offset in cache.leaves]
+            POSTINGS_FILES.retain(str(self.root), [s + EXTENSION for s in segments if s is not None])
             return searcher, cache
 
     @staticmethod

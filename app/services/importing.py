@@ -197,7 +197,6 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
     known_tags = {t.name: t for t in db.session.scalars(select(Tag))}
     batch: list[tuple[dict, list[Tag]]] = []
     months: dict[int, int] = {}   # review period per category
-    now = utcnow()
     # Stored IMPORT_BATCH cases per statement (and their tags per statement), then queued for the
     # index and their revisions noted: Case objects of the ORM, a flush each, took longer than
     # indexing the same cases. A lookup with autoflush (a tag) would flush every row.
@@ -217,7 +216,7 @@ def import_cases(path: Path, *, dry_run: bool = False, user=None) -> ImportRepor
                 title=row.title, **row.fields, category_id=row.category.id, municipality_id=owner,
                 state=CaseState.PUBLISHED.value, visibility=row.visibility, sharing_consent=row.visibility,
                 published_at=row.published_at, created_by_id=user.id if user else None,
-                updated_by_id=user.id if user else None, created_at=now, updated_at=now, kind=row.kind,
+                updated_by_id=user.id if user else None, kind=row.kind,
                 article_type=row.article_type,
                 # reviewed like published ones
                 review_due=review.review_due(row.published_at, months[row.category.id]),
