@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Municipality, Role, User
@@ -243,13 +243,9 @@ def cases_import(path, dry_run, procs):
         return
     db.session.commit()
     if report.created >= ANALYZE_AFTER_IMPORT:
-        # Fresh planner statistics at once: PostgreSQL's autovacuum would get to it later (see
-        # pg_backend); SQLite has none until asked, and without them it may pick an index that
-        # reads most of the table (a sample of rows per index is enough: analysis_limit).
-        if db.session.get_bind().dialect.name == "sqlite":
-            db.session.execute(text("PRAGMA analysis_limit=1000"))
-        db.session.execute(text("ANALYZE cases"))
-        db.session.commit()
+        from app.db_statistics import refresh_statistics
+
+        refresh_statistics("cases")   # at once: autovacuum would get to it later
     _apply_index_work(procs=procs)
     click.echo(f"{report.created} 件の事例を取り込み、公開しました。")
 

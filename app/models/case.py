@@ -67,7 +67,17 @@ class Case(db.Model):
     # Kind and state together: "the published articles" is asked on every search. With one index
     # each, SQLite (no statistics) could pick the state index and read every published case
     # (425 ms at 1,000,000 cases, on every search).
-    __table_args__ = (Index("ix_cases_kind_state", "kind", "state"),)
+    #
+    # State with the columns of the permission rule (policy.scope_clause): every statement of the
+    # PostgreSQL search backend joins "the published cases this reader may see". With the columns a
+    # search reads included, PostgreSQL answers that from the index alone (an index-only scan)
+    # instead of fetching every published case's row: 60 -> 13 ms a statement at 100,000 cases.
+    # SQLite ignores the INCLUDE part; the index still serves every lookup by state.
+    __table_args__ = (
+        Index("ix_cases_kind_state", "kind", "state"),
+        Index("ix_cases_state_scope", "state", "municipality_id", "visibility", "sharing_consent",
+              postgresql_include=["id", "category_id", "kind", "anonymous", "published_at", "created_at"]),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(200))
@@ -83,7 +93,7 @@ class Case(db.Model):
     question_id: Mapped[int | None] = mapped_column(
         ForeignKey("questions.id", ondelete="SET NULL"), unique=True
     )
-    state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value, index=True)
+    state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value)
     visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PRIVATE.value, server_default="private")
     # The owning municipality's consent to sharing (from the question, or vouched for at import).
     sharing_consent: Mapped[str] = mapped_column(String(20), default="private", server_default="private")
