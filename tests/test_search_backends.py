@@ -212,6 +212,62 @@ def test_postgres_reads_the_readers_cases_from_the_index_alone(tmp_path, request
             assert "Heap Fetches: 0" in plan, plan
         db.session.rollback()
 
+
+def _documents_now():
+    return db.session.execute(text(
+        "SELECT case_id, tsv_words::text, tsv_ngram::text, tags::text, norm_text, signature "
+        "FROM search_documents ORDER BY case_id")).all()
+
+
+def test_postgres_reindex_in_worker_processes_writes_what_one_process_writes(tmp_path, request, monkeypatch):
+    from app.search import pg_backend
+
+    with backend_app("postgres", tmp_path, request) as app:
+        for n in range(11):
+            add(f"VPN設定の事例 {n}", "福山市" if n % 2 else "呉市", "all" if n % 3 else "private",
+                body=f"<script>alert({n})</script> 本文 {n}", anonymous=n == 4)
+        gone = add("公開をやめる事例")
+        gone.state = CaseState.ARCHIVED.value
+        db.session.commit()   # not queued: its document stays until a reindex removes it
+        gone_id = gone.id     # (a reindex detaches the cases it loaded)
+        assert pg_backend.reindex(batch=4).documents == 11
+        one_process = _documents_now()
+        assert len(one_process) == 11 and gone_id not in {row.case_id for row in one_process}
+        db.session.execute(text("UPDATE search_documents SET tsv_words = '', norm_text = '', signature = ''"))
+        db.session.execute(text(
+            "INSERT INTO search_documents (case_id, tsv_words, tsv_ngram, tags, norm_text, signature) "
+            "VALUES (:id, '', '', '{}', '', '')"), {"id": gone_id})
+        db.session.commit()
+        monkeypatch.setattr(pg_backend, "PARALLEL_MIN", 1)
+        progress = []
+        report = pg_backend.reindex(batch=4, procs=2, progress=progress.append)
+        assert report.documents == 11 and progress[-1] == 11 and len(progress) == 3   # one per batch
+        assert _documents_now() == one_process
+        assert pg_backend.is_built()
+        assert search_cases(accounts.create_user("desk", "table-password-1", "helpdesk"),
+                            SearchParams(q="VPN"), log_misses=False).total == 11
+
+
+def test_postgres_reindex_says_when_a_worker_process_fails(tmp_path, request, monkeypatch):
+    from app.search import pg_backend
+
+    with backend_app("postgres", tmp_path, request) as app:
+        broken = [add(f"基幹系の障害 {n}").id for n in range(6)][3]
+        real = pg_backend.document_row
+
+        def document_row(case):
+            if case.id == broken:
+                raise ValueError("analysis failed for this case")
+            return real(case)
+
+        monkeypatch.setattr(pg_backend, "document_row", document_row)   # the forked workers inherit it
+        monkeypatch.setattr(pg_backend, "PARALLEL_MIN", 1)
+        with pytest.raises(pg_backend.ReindexWorkerFailed, match="analysis failed for this case"):
+            pg_backend.reindex(batch=2, procs=2)
+        # the parent's session still works, and a reindex without the fault completes
+        monkeypatch.setattr(pg_backend, "document_row", real)
+        assert pg_backend.reindex(batch=2, procs=2).documents == 6
+
 # --- writes, rebuild and check ----------------------------------------------------------------
 
 def test_changes_reach_search_and_leaving_publication_removes_the_case(search_app):

@@ -142,7 +142,7 @@ class PostgresBackend:
     def reindex(self, procs: int = 1, progress=None):
         from app.search import pg_backend, sync
 
-        report = pg_backend.reindex(progress=progress)
+        report = pg_backend.reindex(progress=progress, procs=procs)
         return sync.ReindexReport(report.documents, 0, report.seconds, "postgres:search_documents")
 
     def check(self):
