@@ -857,17 +857,33 @@ class Planner:
             return _any(*useful)
         return _all(*[self.word(w).match for w in query_words])
 
-    def ranked_score(self, query_words: list[querying.QueryWord]):
+    def flagged(self, hit, query_words: list[querying.QueryWord]):
+        """The hits (a subquery with the detoasted vectors) with each query word's match tested once
+        per hit (``m0``, ``m1``, ...), as a subquery that is not flattened (OFFSET 0): the score, the
+        covered share and the similar cases' shared-word count read these flags instead of
+        testing every word again (a test and a ts_rank per word and hit were most of a ranking)."""
+        flags = [on_row(self.word(w).match).label(f"m{i}") for i, w in enumerate(query_words)]
+        flagged = select(hit, *flags).select_from(hit).offset(0).subquery("flagged")
+        return flagged, [flagged.c[f"m{i}"] for i in range(len(query_words))]
+
+    def ranked_score(self, query_words: list[querying.QueryWord], flags: list | None = None):
         """querying.ranked_scores: the words' scores summed, times the covered share of the query's
-        weight to a power."""
+        weight to a power. ``flags``: each word's match per hit (``flagged``); a word's score counts
+        only where it matches, as in Whoosh (where the bigrams of a word not found as a word count
+        only when all of them are there), and is not computed elsewhere. Without flags (one word,
+        which every hit matches) the score alone."""
         compiled = [self.word(w) for w in query_words]
-        total = sum((w.weight * c.score for w, c in zip(query_words[1:], compiled[1:])),
-                    query_words[0].weight * compiled[0].score)
+        if flags is None:
+            if len(query_words) != 1:
+                raise ValueError("several words are scored with their match flags")
+            return query_words[0].weight * compiled[0].score
+        scores = [w.weight * sql_case((flag, c.score), else_=0.0) for w, c, flag in zip(query_words, compiled, flags)]
+        total = sum(scores[1:], scores[0])
         if len(query_words) < 2:
             return total
         weights = [w.weight * max(self.word_weight(w), 0.05) for w in query_words]
-        covered = sum((sql_case((on_row(c.match), weight), else_=0.0) for weight, c in zip(weights[1:], compiled[1:])),
-                      sql_case((on_row(compiled[0].match), weights[0]), else_=0.0)) / sum(weights)
+        covered = sum((sql_case((flag, weight), else_=0.0) for weight, flag in zip(weights[1:], flags[1:])),
+                      sql_case((flags[0], weights[0]), else_=0.0)) / sum(weights)
         return total * func.power(covered, querying.COVERAGE_POWER)
 
 
@@ -986,15 +1002,24 @@ def search(scope: policy.CaseScope, parsed: querying.ParsedQuery, params, wanted
     # A superseded case (a newer case this reader may read replaces it) comes after all others.
     demoted = sql_case((Case.id.in_(superseded_ids(planner.scope)), 1), else_=0)
     # The hits (found by the GIN indexes, in the reader's scope, filtered) with their vectors
-    # detoasted once; the score is then computed on those copies by the outer statement.
-    score = func.round(cast(planner.ranked_score(parsed.words), Numeric), 6)
+    # detoasted once and each word's match tested once; the score is then computed on those by
+    # the outer statement.
+    for word in parsed.words:
+        planner.word(word)   # compiled first: whether the bigram vector is needed (row_vectors)
     inner = base(Case.id.label("id"), key.label("key"), demoted.label("demoted"), *planner.row_vectors()).where(everything)
     if total > RUM_MIN_HITS and rum_in_use():
         pool = _rum_pool(planner, parsed, everything, base)
         inner = inner.where(Case.id.in_(pool))
     hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
-    rows = _execute_on_indexes(select(hit.c.id, score.label("score")).select_from(hit)
-                              .order_by(hit.c.demoted, score.desc(), hit.c.key.desc(), hit.c.id).limit(wanted)).all()
+    if len(parsed.words) == 1:   # every hit matches the one word
+        scored, score = hit, planner.ranked_score(parsed.words)
+    else:
+        scored, flags = planner.flagged(hit, parsed.words)
+        score = planner.ranked_score(parsed.words, flags)
+    score = func.round(cast(score, Numeric), 6)
+    rows = _execute_on_indexes(select(scored.c.id, score.label("score")).select_from(scored)
+                              .order_by(scored.c.demoted, score.desc(), scored.c.key.desc(), scored.c.id)
+                              .limit(wanted)).all()
     found.ids = [r.id for r in rows]
     found.scores = {r.id: float(r.score) for r in rows}
     return found, planner
@@ -1039,16 +1064,18 @@ def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, e
     chosen = sorted((w for w in words if counts[id(w)]), key=lambda w: counts[id(w)])[:10]
     if not chosen:
         return [], {}
-    shared = sum((sql_case((on_row(planner.word(w).match), 1), else_=0) for w in chosen[1:]),
-                 sql_case((on_row(planner.word(chosen[0]).match), 1), else_=0))
-    score = func.round(cast(planner.ranked_score(chosen), Numeric), 6)
+    matches = [planner.word(w).match for w in chosen]   # compiled first: whether row_vectors needs the bigrams
     inner = planner.visible(Case.id.label("id"), _published_key().label("key"), *planner.row_vectors()).where(
-        on_table(_any(*[planner.word(w).match for w in chosen])))
+        on_table(_any(*matches)))
     if exclude is not None:
         inner = inner.where(Case.id != exclude)
     hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
-    statement = select(hit.c.id, score.label("score")).select_from(hit).where(shared >= (2 if len(chosen) >= 3 else 1))
-    rows = _execute_on_indexes(statement.order_by(score.desc(), hit.c.key.desc(), hit.c.id).limit(limit),
+    scored, flags = planner.flagged(hit, chosen)
+    shared = sum((sql_case((flag, 1), else_=0) for flag in flags[1:]), sql_case((flags[0], 1), else_=0))
+    score = func.round(cast(planner.ranked_score(chosen, flags), Numeric), 6)
+    statement = select(scored.c.id, score.label("score")).select_from(scored).where(
+        shared >= (2 if len(chosen) >= 3 else 1))
+    rows = _execute_on_indexes(statement.order_by(score.desc(), scored.c.key.desc(), scored.c.id).limit(limit),
                                index_scans=False).all()
     return [r.id for r in rows], {r.id: float(r.score) for r in rows}
 
