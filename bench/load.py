@@ -237,7 +237,9 @@ def cache_key(args) -> str:
     from app.search.index import build_schema
     from app.search.postings_file import MAGIC
 
-    migrations = sorted(p.name for p in (ROOT / "migrations" / "versions").glob("*.py"))
+    # names and contents: a migration changed in place makes another schema
+    migrations = [f"{p.name}:{hashlib.sha256(p.read_bytes()).hexdigest()}"
+                  for p in sorted((ROOT / "migrations" / "versions").glob("*.py"))]
     fields = sorted(f"{name}:{type(field).__name__}" for name, field in build_schema().items())
     index_format = [str(ANALYSIS_VERSION), str(POSTING_BLOCK), MAGIC.decode()]
     schema = hashlib.sha256("\n".join([*migrations, *fields, *index_format]).encode()).hexdigest()[:8]

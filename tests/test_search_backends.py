@@ -177,6 +177,35 @@ def test_postgres_counts_never_run_as_nested_loops(tmp_path, request):
 
 
 
+def test_sqlite_loads_a_searchs_hits_by_their_ids(tmp_path, request):
+    """The hits are loaded with "these ids, if this reader may see them". Each branch of the
+    permission clause must find the rows by id: with an index usable for ``state = ?`` alone,
+    SQLite read every published case instead (1.3 -> 17 ms a page at 100,000 cases)."""
+    from sqlalchemy import event
+
+    with backend_app("whoosh", tmp_path, request) as app:
+        for n in range(25):   # a page of 20 hits
+            add(f"VPN設定の事例 {n}", "福山市", "all")
+        kure = accounts.create_user("kure", "table-password-1", "municipal", _by_name()["呉市"])
+        db.session.commit()
+        sent = []
+        listener = lambda _c, _cur, statement, parameters, _ctx, _many: sent.append((statement, parameters))
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            assert search_cases(kure, SearchParams(q="VPN"), log_misses=False).total == 25
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        loads = [(s, p) for s, p in sent if s.lstrip().startswith("SELECT cases.id") and "cases.id IN" in s
+                 and "cases.sharing_consent" in s]
+        assert loads
+        for statement, parameters in loads:
+            plan = [row[3] for row in db.session.connection().exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                                 parameters)]
+            searches = [step for step in plan if step.startswith(("SEARCH cases", "SCAN cases"))]
+            assert searches, plan
+            for step in searches:
+                assert "rowid=?" in step or "INTEGER PRIMARY KEY" in step, plan
+
 def test_postgres_reads_the_readers_cases_from_the_index_alone(tmp_path, request):
     """The join of "the published cases this reader may see" is an index-only scan of
     ix_cases_state_scope once a reindex has refreshed the statistics and the visibility map: it

@@ -72,7 +72,9 @@ class Case(db.Model):
     # PostgreSQL search backend joins "the published cases this reader may see". With the columns a
     # search reads included, PostgreSQL answers that from the index alone (an index-only scan)
     # instead of fetching every published case's row: 60 -> 13 ms a statement at 100,000 cases.
-    # SQLite ignores the INCLUDE part; the index still serves every lookup by state.
+    # SQLite ignores the INCLUDE part. The index on state alone stays: for "these ids, if visible"
+    # (a search's hits) SQLite looks up (state, id) in it; with only this index it read every
+    # published case instead (1.3 -> 17 ms a page at 100,000 cases).
     __table_args__ = (
         Index("ix_cases_kind_state", "kind", "state"),
         Index("ix_cases_state_scope", "state", "municipality_id", "visibility", "sharing_consent",
@@ -93,7 +95,7 @@ class Case(db.Model):
     question_id: Mapped[int | None] = mapped_column(
         ForeignKey("questions.id", ondelete="SET NULL"), unique=True
     )
-    state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value)
+    state: Mapped[str] = mapped_column(String(20), default=CaseState.DRAFT.value, index=True)
     visibility: Mapped[str] = mapped_column(String(20), default=Visibility.PRIVATE.value, server_default="private")
     # The owning municipality's consent to sharing (from the question, or vouched for at import).
     sharing_consent: Mapped[str] = mapped_column(String(20), default="private", server_default="private")

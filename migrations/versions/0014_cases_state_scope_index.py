@@ -1,12 +1,15 @@
-"""cases: the state index also holds the permission rule's columns (covering on PostgreSQL)
+"""cases: an index on state and the permission rule's columns (covering on PostgreSQL)
 
 Every statement of the PostgreSQL search backend joins the published cases the reader may see
-(``policy.scope_clause``: state, municipality, visibility, consent). With an index on state alone,
+(``policy.scope_clause``: state, municipality, visibility, consent). With the index on state alone,
 PostgreSQL fetched every published case's row for that (60 ms a statement at 100,000 cases, three
-statements a search). This index replaces ``ix_cases_state``: its key is state and the rule's
-columns, and on PostgreSQL it INCLUDEs what the search reads of a case (id, category, kind,
-anonymity, dates), so the join is an index-only scan (13 ms). On PostgreSQL it is built
-CONCURRENTLY: writes to ``cases`` go on while it is built.
+statements a search). This index's key is state and the rule's columns, and on PostgreSQL it
+INCLUDEs what the search reads of a case (id, category, kind, anonymity, dates), so the join is an
+index-only scan (13 ms). On PostgreSQL it is built CONCURRENTLY: writes to ``cases`` go on while it
+is built.
+
+``ix_cases_state`` stays: SQLite finds "these ids, if visible" (a search's hits) by (state, id) in
+it; without it, SQLite read every published case for that.
 
 Revision ID: 0014_cases_state_scope_index
 Revises: 0013_cases_kind_state_index
@@ -32,19 +35,15 @@ def upgrade():
             op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_state_scope')   # left invalid by a failed run
             op.create_index('ix_cases_state_scope', 'cases', COLUMNS, unique=False,
                             postgresql_include=INCLUDE, postgresql_concurrently=True)
-            op.drop_index('ix_cases_state', table_name='cases', postgresql_concurrently=True)
         return
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_state_scope', COLUMNS, unique=False)
-        batch_op.drop_index('ix_cases_state')
 
 
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         with op.get_context().autocommit_block():
-            op.create_index('ix_cases_state', 'cases', ['state'], unique=False, postgresql_concurrently=True)
             op.drop_index('ix_cases_state_scope', table_name='cases', postgresql_concurrently=True)
         return
     with op.batch_alter_table('cases', schema=None) as batch_op:
-        batch_op.create_index('ix_cases_state', ['state'], unique=False)
         batch_op.drop_index('ix_cases_state_scope')
