@@ -21,6 +21,13 @@ depends_on = None
 
 
 def upgrade():
+    if op.get_bind().dialect.name == 'postgresql':   # writes to cases go on while it is built
+        with op.get_context().autocommit_block():
+            op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_kind_state')   # left invalid by a failed run
+            op.create_index('ix_cases_kind_state', 'cases', ['kind', 'state'], unique=False,
+                            postgresql_concurrently=True)
+            op.drop_index('ix_cases_kind', table_name='cases', postgresql_concurrently=True)
+        return
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_kind_state', ['kind', 'state'], unique=False)
         batch_op.drop_index(batch_op.f('ix_cases_kind'))
