@@ -43,6 +43,42 @@ def test_postgres_upgrade_matches_models_and_downgrades(postgres_base_url):
         assert_schema_matches_models(app)
 
 
+
+def test_postgres_index_migrations_finish_a_run_that_stopped_half_way(postgres_base_url):
+    """0013 and 0014 build their indexes CONCURRENTLY, outside a transaction: a run that stopped
+    after some statements (the old index dropped, or the new one left INVALID by a failed build)
+    is finished by the next run instead of failing."""
+    from sqlalchemy import text
+
+    from tests.pg_cluster import fresh_database
+
+    with fresh_database(postgres_base_url) as url:
+        app = migrated_app(url)
+        with app.app_context():
+            if not db.session.execute(text("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")).scalar():
+                pytest.skip("marking an index invalid (pg_index) needs a superuser (the throwaway cluster's)")
+            db.session.rollback()
+            upgrade(revision="0012_articles")
+            with db.engine.begin() as connection:   # 0013 half done: new index made, old one dropped
+                connection.execute(text("CREATE INDEX ix_cases_kind_state ON cases (kind, state)"))
+                connection.execute(text("DROP INDEX ix_cases_kind"))
+            upgrade(revision="0013_cases_kind_state_index")
+            with db.engine.begin() as connection:   # 0014's build failed: an INVALID index is left
+                connection.execute(text("CREATE INDEX ix_cases_state_scope ON cases (state)"))
+                connection.execute(text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+                                        "'ix_cases_state_scope'::regclass"))
+            upgrade()
+            with db.engine.connect() as connection:
+                valid = connection.execute(text(
+                    "SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'ix_cases_%'")).all()
+                diff = compare_metadata(MigrationContext.configure(connection), db.metadata)
+            assert diff == []
+            assert all(row.indisvalid for row in valid), valid
+            scope = next(row for row in valid if row.relname == "ix_cases_state_scope")
+            assert "INCLUDE" in scope.pg_get_indexdef and "sharing_consent" in scope.pg_get_indexdef
+            db.engine.dispose()
+
 def test_existing_threads_survive_the_upgrade_to_statuses_that_say_whose_move_it_is(tmp_path):
     """0006: open -> new, answered -> in_progress, the first help-desk reply becomes the first response."""
     from sqlalchemy import text

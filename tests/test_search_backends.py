@@ -5,6 +5,7 @@ hits/totals/facets agreeing with ``visible_cases_clause``, writes reaching searc
 reindex`` and ``search check``, bad configuration and hostile input never giving a 500."""
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -293,9 +294,55 @@ def test_postgres_reindex_says_when_a_worker_process_fails(tmp_path, request, mo
         monkeypatch.setattr(pg_backend, "PARALLEL_MIN", 1)
         with pytest.raises(pg_backend.ReindexWorkerFailed, match="analysis failed for this case"):
             pg_backend.reindex(batch=2, procs=2)
-        # the parent's session still works, and a reindex without the fault completes
+        # the parent's own connection is untouched (the same server process), no thread of the
+        # failed run is left behind, and a reindex without the fault completes
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
         monkeypatch.setattr(pg_backend, "document_row", real)
         assert pg_backend.reindex(batch=2, procs=2).documents == 6
+        assert db.session.execute(text("SELECT pg_backend_pid()")).scalar() == pid
+
+
+def test_postgres_reindex_stops_at_once_when_a_worker_is_killed(tmp_path, request, monkeypatch):
+    """A worker killed without a word (out of memory) may hold the lock the others wait on: the
+    reindex stops with its exit code instead of waiting, and leaves no thread behind."""
+    import os
+    import signal
+    import threading
+
+    from app.search import pg_backend
+
+    with backend_app("postgres", tmp_path, request) as app:
+        killed = [add(f"基幹系の障害 {n}").id for n in range(8)][0]
+        real = pg_backend.document_row
+
+        def document_row(case):
+            if case.id == killed:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(case)
+
+        monkeypatch.setattr(pg_backend, "document_row", document_row)
+        monkeypatch.setattr(pg_backend, "PARALLEL_MIN", 1)
+        threads = threading.active_count()
+        started = time.monotonic()
+        with pytest.raises(pg_backend.ReindexWorkerFailed, match="exit codes"):
+            pg_backend.reindex(batch=1, procs=2)
+        assert time.monotonic() - started < 30
+        assert threading.active_count() == threads
+
+
+def test_a_word_counts_only_where_it_matches(search_app):
+    """A query word not found as a word is matched by all of its bigrams; a case with only some of
+    them gets nothing for that word (both backends; PostgreSQL gave it part of the word's score)."""
+    desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+    some_bigrams = add("VPN 接続の事例 abcd", body="abcd を設定")    # ab, bc, cd of abcdx, not dx
+    plain = add("VPN 接続の事例 その2", body="普通の本文")
+    all_bigrams = add("別件", body="zzabcdzz dxqq")   # every bigram of abcdx: matched by them
+    for n in range(6):   # VPN is not in most cases: it is an informative word
+        add(f"無関係の事例 {n}", body="関係ない本文")
+    result = search_cases(desk, SearchParams(q="VPN abcdx"), log_misses=False)
+    scores = {h.case.id: h.score for h in result.hits}
+    assert set(scores) == {some_bigrams.id, plain.id, all_bigrams.id}
+    assert scores[some_bigrams.id] == pytest.approx(scores[plain.id], rel=1e-6)
 
 # --- writes, rebuild and check ----------------------------------------------------------------
 

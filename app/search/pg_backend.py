@@ -402,9 +402,11 @@ class ReindexWorkerFailed(RuntimeError):
     pass
 
 
-def _reindex_worker(app, jobs, results) -> None:
-    """A forked worker: batches of case ids from ``jobs`` (``None`` to finish), each written in
-    its own transaction; puts ``("done", n)`` per batch, then ``("ok", 0)``, or ``("error", tb)``."""
+def _reindex_worker(app, batches: list[list[int]], next_batch, results) -> None:
+    """A forked worker: takes the next batch number from ``next_batch`` (shared), writes that
+    batch in its own transaction and puts ``("done", n)``; at the end ``("ok", 0)``, or
+    ``("error", traceback)``. The batches themselves came with the fork: nothing is sent through a
+    pipe that a failed reindex would leave half-written."""
     import gc
     import traceback
 
@@ -415,10 +417,12 @@ def _reindex_worker(app, jobs, results) -> None:
             # closing them, which would end the parent's sessions) and connect anew.
             db.engine.dispose(close=False)
             while True:
-                ids = jobs.get()
-                if ids is None:
+                with next_batch.get_lock():
+                    number = next_batch.value
+                    next_batch.value += 1
+                if number >= len(batches):
                     break
-                written = write_documents(db.session, ids)
+                written = write_documents(db.session, batches[number])
                 db.session.commit()
                 db.session.expunge_all()
                 results.put(("done", written))
@@ -438,18 +442,20 @@ def _write_in_workers(batches: list[list[int]], procs: int, progress) -> int:
 
     analyse("準備")   # the dictionary is loaded here once, so the forked workers share it
     context = multiprocessing.get_context("fork")
-    jobs, results = context.Queue(), context.Queue()
-    for ids in batches:
-        jobs.put(ids)
-    for _ in range(procs):
-        jobs.put(None)
+    next_batch, results = context.Value("q", 0), context.Queue()
     app = current_app._get_current_object()
-    workers = [context.Process(target=_reindex_worker, args=(app, jobs, results), daemon=True) for _ in range(procs)]
+    workers = [context.Process(target=_reindex_worker, args=(app, batches, next_batch, results), daemon=True)
+               for _ in range(procs)]
     for worker in workers:
         worker.start()
     written, finished = 0, 0
     try:
         while finished < procs:
+            # A worker killed without a word (out of memory, a signal) stops the reindex at once:
+            # it may have died holding the lock the others wait on for their next batch.
+            killed = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+            if killed:
+                raise ReindexWorkerFailed(f"a reindex worker was stopped (exit codes {killed})")
             try:
                 status, detail = results.get(timeout=1)
             except queue_module.Empty:
@@ -473,9 +479,8 @@ def _write_in_workers(batches: list[list[int]], procs: int, progress) -> int:
             if worker.is_alive() and finished < procs:
                 worker.terminate()
             worker.join(WORKER_TIMEOUT_SECONDS)
-        for q in (jobs, results):
-            q.cancel_join_thread()
-            q.close()
+        results.cancel_join_thread()
+        results.close()
     return written
 
 

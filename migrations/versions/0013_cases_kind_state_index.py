@@ -10,6 +10,7 @@ Revises: 0012_articles
 Create Date: 2026-12-02 06:30:00.000000
 
 """
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -20,13 +21,23 @@ branch_labels = None
 depends_on = None
 
 
+def _valid_index(name: str):
+    """True: the index exists and is valid; False: a CONCURRENTLY build that failed left it invalid;
+    None: no such index."""
+    return op.get_bind().execute(sa.text(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"),
+        {"name": name}).scalar()
+
+
 def upgrade():
     if op.get_bind().dialect.name == 'postgresql':   # writes to cases go on while it is built
+        # Outside a transaction, so a run that stopped half-way is finished by the next one.
         with op.get_context().autocommit_block():
-            op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_kind_state')   # left invalid by a failed run
-            op.create_index('ix_cases_kind_state', 'cases', ['kind', 'state'], unique=False,
-                            postgresql_concurrently=True)
-            op.drop_index('ix_cases_kind', table_name='cases', postgresql_concurrently=True)
+            if not _valid_index('ix_cases_kind_state'):
+                op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_kind_state')   # left invalid
+                op.create_index('ix_cases_kind_state', 'cases', ['kind', 'state'], unique=False,
+                                postgresql_concurrently=True)
+            op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_kind')
         return
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_kind_state', ['kind', 'state'], unique=False)

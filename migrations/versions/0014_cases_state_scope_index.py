@@ -16,6 +16,7 @@ Revises: 0013_cases_kind_state_index
 Create Date: 2026-12-02 08:00:00.000000
 
 """
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -29,12 +30,21 @@ COLUMNS = ['state', 'municipality_id', 'visibility', 'sharing_consent']
 INCLUDE = ['id', 'category_id', 'kind', 'anonymous', 'published_at', 'created_at']
 
 
+def _valid_index(name: str):
+    """True: the index exists and is valid; False: a CONCURRENTLY build that failed left it invalid;
+    None: no such index."""
+    return op.get_bind().execute(sa.text(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = :name"),
+        {"name": name}).scalar()
+
+
 def upgrade():
     if op.get_bind().dialect.name == 'postgresql':
         with op.get_context().autocommit_block():
-            op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_state_scope')   # left invalid by a failed run
-            op.create_index('ix_cases_state_scope', 'cases', COLUMNS, unique=False,
-                            postgresql_include=INCLUDE, postgresql_concurrently=True)
+            if not _valid_index('ix_cases_state_scope'):
+                op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_state_scope')   # left invalid
+                op.create_index('ix_cases_state_scope', 'cases', COLUMNS, unique=False,
+                                postgresql_include=INCLUDE, postgresql_concurrently=True)
         return
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index('ix_cases_state_scope', COLUMNS, unique=False)
@@ -43,7 +53,7 @@ def upgrade():
 def downgrade():
     if op.get_bind().dialect.name == 'postgresql':
         with op.get_context().autocommit_block():
-            op.drop_index('ix_cases_state_scope', table_name='cases', postgresql_concurrently=True)
+            op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_cases_state_scope')
         return
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_state_scope')
