@@ -366,9 +366,9 @@ def reindex(batch: int = BATCH, progress=None, procs: int = 1) -> Report:
     the rows of cases no longer published, and mark the table built.
 
     With ``procs`` > 1 and at least ``PARALLEL_MIN`` cases, that many forked processes (the
-    dictionary is shared) each take batches from a queue and write them with their own database
-    connection and transactions, as the loop here would: the analysis is most of a reindex's time
-    (at 100,000 cases ~110 s of Python against ~40 s of the database's own work)."""
+    dictionary is shared) each take the next batch (``_reindex_worker``) and write it with their own
+    database connection and transaction, as the loop here would: the analysis is most of a
+    reindex's time (at 100,000 cases ~110 s of Python against ~40 s of the database's own work)."""
     started = time.monotonic()
     ensure_tables()
     db.session.commit()
