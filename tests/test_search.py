@@ -535,6 +535,30 @@ def test_api_search_returns_total_results_and_snippets(client, make_user, token_
     assert client.get("/api/v1/cases?municipality=どこか", headers=headers).status_code == 400
 
 
+@pytest.mark.parametrize("total, informative", [
+    (1000, ["vpn", "証明書", "期限"]),            # 業務 and システム: in most of the reader's cases
+    (99, ["vpn", "証明書", "期限", "業務", "システム"]),   # a small library: every word counts
+])
+def test_related_cases_need_an_informative_word(total, informative):
+    from app.search import querying
+
+    words = querying.parse("業務 システム VPN 証明書 期限").words
+    share = {"業務": 0.7, "システム": 0.9, "vpn": 0.02, "証明書": 0.05, "期限": 0.1}
+    matched = {id(w): max(1, int(share[w.text] * total)) for w in words}
+    chosen, found = querying.related_words(words, matched, total)
+    assert [w.text for w in chosen] == ["vpn", "証明書", "期限", "業務", "システム"]   # all score, rarest first
+    assert [w.text for w in found] == informative
+
+
+def test_related_cases_of_a_text_of_common_words_use_them_all():
+    from app.search import querying
+
+    words = querying.parse("業務 システム").words
+    matched = {id(w): 800 for w in words}
+    chosen, informative = querying.related_words(words, matched, 1000)
+    assert informative == chosen and {w.text for w in chosen} == {"業務", "システム"}
+
+
 def test_similar_cases_while_typing_a_question(client, make_user, login):
     add_case(make_user, "夜間バッチが朝までに終わらない", body="夜間バッチの処理時間が延びた")
     add_case(make_user, "プリンタの印刷が遅い")

@@ -344,6 +344,43 @@ def test_a_word_counts_only_where_it_matches(search_app):
     assert set(scores) == {some_bigrams.id, plain.id, all_bigrams.id}
     assert scores[some_bigrams.id] == pytest.approx(scores[plain.id], rel=1e-6)
 
+
+def test_related_cases_share_two_of_the_texts_words(search_app):
+    """A related case shares at least two of the text's rarest words (one of them may be a word the
+    index knows only by its bigrams); one shared word is not enough. On PostgreSQL the rule is
+    also the index condition, so the cases sharing one word are never read."""
+    desk = accounts.create_user("desk", "table-password-1", "helpdesk")
+    two = add("ルータ ファームウェア の不具合", body="ルータ と ファームウェア")
+    with_bigrams = add("ルータ の件", body="zzabcdzz dxqq")   # ルータ, and abcdx by its bigrams
+    only_router = add("ルータ の設置", body="設置した")
+    only_update = add("更新 の予定", body="予定どおり")
+    only_bigrams = add("別件", body="zzabcdzz dxqq")
+    for n in range(8):
+        add(f"無関係の事例 {n}", body="関係ない本文")
+    related = {h.case.id for h in similar_cases(desk, "ルータ ファームウェア 更新 abcdx", limit=10)}
+    assert two.id in related   # (the one with bigrams may fall below the best one's share)
+    assert related <= {two.id, with_bigrams.id}, (related, {only_router.id, only_update.id, only_bigrams.id})
+
+
+def test_postgres_finds_cases_sharing_two_words_in_one_index_condition(tmp_path, request):
+    with backend_app("postgres", tmp_path, request):
+        ab = add("あ", body="認証 障害")
+        ac = add("い", body="認証 更新")
+        add("う", body="認証 だけ")
+        add("え", body="更新 だけ")
+        words = [pg_backend._atom("w", pg_backend.lexeme(w)) for w in ("認証", "障害", "更新")]
+        condition = pg_backend._sharing(words, words, 2)
+        assert pg_backend._simplify(condition).op == "atom"   # the pairs as one tsquery: one scan of the GIN index
+
+        def found(condition):
+            return set(db.session.scalars(select(pg_backend.documents.c.case_id).where(pg_backend.on_table(condition))))
+
+        assert found(condition) == {ab.id, ac.id}
+        assert found(pg_backend._sharing(words, words[1:2], 2)) == {ab.id}   # a pair with 障害, the informative one
+        mixed = words[:2] + [pg_backend._atom("g", pg_backend.lexeme("更新"))]
+        assert pg_backend._sharing(mixed, mixed[:1], 2) == pg_backend._any(mixed[0])   # across columns: any informative
+        assert pg_backend._sharing(words, words, 1) == pg_backend._any(*words)
+
 # --- writes, rebuild and check ----------------------------------------------------------------
 
 def test_changes_reach_search_and_leaving_publication_removes_the_case(search_app):

@@ -45,6 +45,7 @@ case), and ranking detoasts every hit (~3 us a hit).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -721,7 +722,8 @@ class Planner:
             self.stats[key] = int(counts.get(index, 0)) if index is not None else 0
 
     def prepare(self, query_words: list[querying.QueryWord]) -> None:
-        """Count, in one or two statements, what the plan of these words needs."""
+        """Count, in one statement (more when a word is not found as a word), what the plan of
+        these words needs."""
         units = {u.text: u for w in query_words for u in self._units_of(w)}
         for unit in list(units.values()):
             for part in unit.parts:
@@ -732,8 +734,6 @@ class Planner:
             wanted[("unit", unit.text, unit.parts)] = _atom("w", unit.word_query())
             if unit.prefix:
                 wanted[("prefix", unit.text)] = _atom("w", lexeme(unit.text) + ":*")
-            if unit.grams:
-                wanted[("ngram", unit.text)] = _atom("g", " & ".join(lexeme(g) for g in unit.grams))
         # A word of several units (a synonym group, a run split by the dictionary) matches as its
         # units do, which the counts above decide. Counted here as if every unit were found as a
         # word: right whenever none of them falls back to its bigrams (a unit found in none of the
@@ -744,6 +744,12 @@ class Planner:
             wanted[("guess", key)] = guess
         self._run_counts(wanted)
         self.count = self.stats[("all",)]
+        # A unit's bigrams count only where the unit is not found as a word (``unit``,
+        # ``unit_count``, ``_matches_as_words``): counted then, not for every word (a common
+        # word's bigrams were a sixth of the rows every search counted).
+        self._run_counts({("ngram", u.text): _atom("g", " & ".join(lexeme(g) for g in u.grams))
+                          for u in units.values() if u.grams and not (self.stats[("unit", u.text, u.parts)]
+                                                                      and self.stats.get(("unit", u.text, ())))})
         for w in query_words:
             key = self._word_key(w)
             if key in guesses and self._matches_as_words(w):
@@ -864,9 +870,9 @@ class Planner:
 
     def flagged(self, hit, query_words: list[querying.QueryWord]):
         """The hits (a subquery with the detoasted vectors) with each query word's match tested once
-        per hit (``m0``, ``m1``, ...), as a subquery that is not flattened (OFFSET 0): the score, the
-        covered share and the similar cases' shared-word count read these flags instead of
-        testing every word again (a test and a ts_rank per word and hit were most of a ranking)."""
+        per hit (``m0``, ``m1``, ...), as a subquery that is not flattened (OFFSET 0): the score and
+        the covered share read these flags instead of testing every word
+        again (a test and a ts_rank per word and hit were most of a ranking)."""
         flags = [on_row(self.word(w).match).label(f"m{i}") for i, w in enumerate(query_words)]
         flagged = select(hit, *flags).select_from(hit).offset(0).subquery("flagged")
         return flagged, [flagged.c[f"m{i}"] for i in range(len(query_words))]
@@ -1058,7 +1064,7 @@ def _rum_pool(planner: Planner, parsed: querying.ParsedQuery, everything, base):
 def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, exclude: int | None):
     """service.similar_cases on SQL: the rarest words of the text among the reader's cases, cases
     sharing at least two of them (one for a short text), ranked like a search."""
-    from app.search.service import SIMILAR_MAX_WORDS
+    from app.search.service import SIMILAR_MAX_WORDS, SIMILAR_MIN_SHARED
 
     words = parsed.words[:SIMILAR_MAX_WORDS]   # as the Whoosh backend: the first words (the title first)
     planner = Planner(scope)
@@ -1066,23 +1072,41 @@ def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, e
     if planner.count == 0:
         return [], {}
     counts = {id(w): planner.word_count(w) for w in words}
-    chosen = sorted((w for w in words if counts[id(w)]), key=lambda w: counts[id(w)])[:10]
+    chosen, informative = querying.related_words(words, counts, planner.count)
     if not chosen:
         return [], {}
+    least = SIMILAR_MIN_SHARED if len(chosen) >= 3 else 1
     matches = [planner.word(w).match for w in chosen]   # compiled first: whether row_vectors needs the bigrams
     inner = planner.visible(Case.id.label("id"), _published_key().label("key"), *planner.row_vectors()).where(
-        on_table(_any(*matches)))
+        on_table(_sharing(matches, [m for w, m in zip(chosen, matches) if any(w is i for i in informative)], least)))
     if exclude is not None:
         inner = inner.where(Case.id != exclude)
     hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
     scored, flags = planner.flagged(hit, chosen)
     shared = sum((sql_case((flag, 1), else_=0) for flag in flags[1:]), sql_case((flags[0], 1), else_=0))
     score = func.round(cast(planner.ranked_score(chosen, flags), Numeric), 6)
-    statement = select(scored.c.id, score.label("score")).select_from(scored).where(
-        shared >= (2 if len(chosen) >= 3 else 1))
+    statement = select(scored.c.id, score.label("score")).select_from(scored).where(shared >= least)
     rows = _execute_on_indexes(statement.order_by(score.desc(), scored.c.key.desc(), scored.c.id).limit(limit),
                                index_scans=False).all()
     return [r.id for r in rows], {r.id: float(r.score) for r in rows}
+
+
+def _sharing(matches: list[_Cond], informative: list[_Cond], least: int) -> _Cond:
+    """The related cases' rule as a condition the GIN index answers: at least one of the
+    ``informative`` conditions, and at least ``least`` (1 or 2) of all of them — any pair with
+    an informative one, when every condition is a test of the same column (then the pairs are one
+    tsquery, one index scan). The index then leaves out the cases that were read, detoasted and
+    scored only to be dropped: sharing one word, or only words in most of the reader's cases
+    (for a sentence at 100,000 synthetic cases 64,000 rows, most of a second). Otherwise (a word
+    found only by its bigrams: pairs across columns would be a scan per pair) any informative
+    one, and the caller's count of shared words keeps the rest of the rule."""
+    simplified = [_simplify(m) for m in matches]
+    if (least <= 1 or len(matches) < 2 or any(m.op != "atom" for m in simplified)
+            or len({m.column for m in simplified}) != 1):
+        return _any(*informative)
+    wanted = {id(m) for m in informative}
+    return _any(*[_all(simplified[i], simplified[j]) for i, j in itertools.combinations(range(len(matches)), 2)
+                  if id(matches[i]) in wanted or id(matches[j]) in wanted])
 
 
 # --- 「もしかして」 ------------------------------------------------------------------------------
