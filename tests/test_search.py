@@ -545,9 +545,10 @@ def test_related_cases_need_an_informative_word(total, informative):
     words = querying.parse("業務 システム VPN 証明書 期限").words
     share = {"業務": 0.7, "システム": 0.9, "vpn": 0.02, "証明書": 0.05, "期限": 0.1}
     matched = {id(w): max(1, int(share[w.text] * total)) for w in words}
-    chosen, found = querying.related_words(words, matched, total)
-    assert [w.text for w in chosen] == ["vpn", "証明書", "期限", "業務", "システム"]   # all score, rarest first
-    assert [w.text for w in found] == informative
+    related = querying.related_words(words, matched, total)
+    assert [w.text for w in related.chosen] == ["vpn", "証明書", "期限", "業務", "システム"]   # all score, rarest first
+    assert [w.text for w, flag in zip(related.chosen, related.informative) if flag] == informative
+    assert related.least == 2
 
 
 def test_related_cases_of_a_text_of_common_words_use_them_all():
@@ -555,8 +556,9 @@ def test_related_cases_of_a_text_of_common_words_use_them_all():
 
     words = querying.parse("業務 システム").words
     matched = {id(w): 800 for w in words}
-    chosen, informative = querying.related_words(words, matched, 1000)
-    assert informative == chosen and {w.text for w in chosen} == {"業務", "システム"}
+    related = querying.related_words(words, matched, 1000)
+    assert {w.text for w in related.chosen} == {"業務", "システム"} and all(related.informative)
+    assert related.least == 1   # fewer than three words: one shared word is enough
 
 
 def test_similar_cases_while_typing_a_question(client, make_user, login):

@@ -369,17 +369,17 @@ def test_postgres_finds_cases_sharing_two_words_in_one_index_condition(tmp_path,
         add("う", body="認証 だけ")
         add("え", body="更新 だけ")
         words = [pg_backend._atom("w", pg_backend.lexeme(w)) for w in ("認証", "障害", "更新")]
-        condition = pg_backend._sharing(words, words, 2)
+        condition = pg_backend._sharing(words, [True] * 3, 2)
         assert pg_backend._simplify(condition).op == "atom"   # the pairs as one tsquery: one scan of the GIN index
 
         def found(condition):
             return set(db.session.scalars(select(pg_backend.documents.c.case_id).where(pg_backend.on_table(condition))))
 
         assert found(condition) == {ab.id, ac.id}
-        assert found(pg_backend._sharing(words, words[1:2], 2)) == {ab.id}   # a pair with 障害, the informative one
+        assert found(pg_backend._sharing(words, [False, True, False], 2)) == {ab.id}   # a pair with 障害, informative
         mixed = words[:2] + [pg_backend._atom("g", pg_backend.lexeme("更新"))]
-        assert pg_backend._sharing(mixed, mixed[:1], 2) == pg_backend._any(mixed[0])   # across columns: any informative
-        assert pg_backend._sharing(words, words, 1) == pg_backend._any(*words)
+        assert pg_backend._sharing(mixed, [True, False, False], 2) == pg_backend._any(mixed[0])   # across columns
+        assert pg_backend._sharing(words, [True] * 3, 1) == pg_backend._any(*words)
 
 # --- writes, rebuild and check ----------------------------------------------------------------
 

@@ -871,8 +871,8 @@ class Planner:
     def flagged(self, hit, query_words: list[querying.QueryWord]):
         """The hits (a subquery with the detoasted vectors) with each query word's match tested once
         per hit (``m0``, ``m1``, ...), as a subquery that is not flattened (OFFSET 0): the score and
-        the covered share read these flags instead of testing every word
-        again (a test and a ts_rank per word and hit were most of a ranking)."""
+        the covered share read these flags instead of testing every word again (a test and a
+        ts_rank per word and hit were most of a ranking)."""
         flags = [on_row(self.word(w).match).label(f"m{i}") for i, w in enumerate(query_words)]
         flagged = select(hit, *flags).select_from(hit).offset(0).subquery("flagged")
         return flagged, [flagged.c[f"m{i}"] for i in range(len(query_words))]
@@ -1064,7 +1064,7 @@ def _rum_pool(planner: Planner, parsed: querying.ParsedQuery, everything, base):
 def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, exclude: int | None):
     """service.similar_cases on SQL: the rarest words of the text among the reader's cases, cases
     sharing at least two of them (one for a short text), ranked like a search."""
-    from app.search.service import SIMILAR_MAX_WORDS, SIMILAR_MIN_SHARED
+    from app.search.service import SIMILAR_MAX_WORDS
 
     words = parsed.words[:SIMILAR_MAX_WORDS]   # as the Whoosh backend: the first words (the title first)
     planner = Planner(scope)
@@ -1072,41 +1072,39 @@ def similar(scope: policy.CaseScope, parsed: querying.ParsedQuery, limit: int, e
     if planner.count == 0:
         return [], {}
     counts = {id(w): planner.word_count(w) for w in words}
-    chosen, informative = querying.related_words(words, counts, planner.count)
+    related = querying.related_words(words, counts, planner.count)
+    chosen = related.chosen
     if not chosen:
         return [], {}
-    least = SIMILAR_MIN_SHARED if len(chosen) >= 3 else 1
     matches = [planner.word(w).match for w in chosen]   # compiled first: whether row_vectors needs the bigrams
     inner = planner.visible(Case.id.label("id"), _published_key().label("key"), *planner.row_vectors()).where(
-        on_table(_sharing(matches, [m for w, m in zip(chosen, matches) if any(w is i for i in informative)], least)))
+        on_table(_sharing(matches, related.informative, related.least)))
     if exclude is not None:
         inner = inner.where(Case.id != exclude)
     hit = inner.offset(0).subquery("hit")   # OFFSET 0: not flattened, so each vector is detoasted once
     scored, flags = planner.flagged(hit, chosen)
     shared = sum((sql_case((flag, 1), else_=0) for flag in flags[1:]), sql_case((flags[0], 1), else_=0))
     score = func.round(cast(planner.ranked_score(chosen, flags), Numeric), 6)
-    statement = select(scored.c.id, score.label("score")).select_from(scored).where(shared >= least)
+    statement = select(scored.c.id, score.label("score")).select_from(scored).where(shared >= related.least)
     rows = _execute_on_indexes(statement.order_by(score.desc(), scored.c.key.desc(), scored.c.id).limit(limit),
                                index_scans=False).all()
     return [r.id for r in rows], {r.id: float(r.score) for r in rows}
 
 
-def _sharing(matches: list[_Cond], informative: list[_Cond], least: int) -> _Cond:
-    """The related cases' rule as a condition the GIN index answers: at least one of the
-    ``informative`` conditions, and at least ``least`` (1 or 2) of all of them — any pair with
-    an informative one, when every condition is a test of the same column (then the pairs are one
+def _sharing(matches: list[_Cond], informative: list[bool], least: int) -> _Cond:
+    """The related cases' rule as a condition the GIN index answers: at least one of the matches
+    flagged ``informative``, and at least ``least`` (1 or 2) of all of them — any pair with an
+    informative one, when every condition is a test of the same column (then the pairs are one
     tsquery, one index scan). The index then leaves out the cases that were read, detoasted and
     scored only to be dropped: sharing one word, or only words in most of the reader's cases
     (for a sentence at 100,000 synthetic cases 64,000 rows, most of a second). Otherwise (a word
     found only by its bigrams: pairs across columns would be a scan per pair) any informative
     one, and the caller's count of shared words keeps the rest of the rule."""
     simplified = [_simplify(m) for m in matches]
-    if (least <= 1 or len(matches) < 2 or any(m.op != "atom" for m in simplified)
-            or len({m.column for m in simplified}) != 1):
-        return _any(*informative)
-    wanted = {id(m) for m in informative}
+    if least <= 1 or any(m.op != "atom" for m in simplified) or len({m.column for m in simplified}) != 1:
+        return _any(*[m for m, flag in zip(matches, informative) if flag])
     return _any(*[_all(simplified[i], simplified[j]) for i, j in itertools.combinations(range(len(matches)), 2)
-                  if id(matches[i]) in wanted or id(matches[j]) in wanted])
+                  if informative[i] or informative[j]])
 
 
 # --- 「もしかして」 ------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ NGRAM_WEIGHT = 0.6         # shared by all bigrams of a word: ranks below an exa
 SYNONYM_WEIGHT = 0.85      # a synonym ranks a little below the word that was typed
 COMMON_SHARE = 0.5         # a word in more than half of the reader's cases is not informative
 RELATED_COMMON_MIN_CASES = 100   # ... for relating cases, from this many of the reader's cases
+RELATED_MIN_SHARED = 2     # words a related case shares with the text (one when the text has fewer than 3)
 COVERAGE_POWER = 1.5
 PREDICATE_WEIGHT = 0.5     # a verb or adjective of the query, in the score and in the coverage
 MAX_WORDS = 12
@@ -310,21 +311,29 @@ def word_scores(view, word: QueryWord):
                             sparse=True)
 
 
-def related_words(words: list[QueryWord], matched: dict[int, int], total: int,
-                  limit: int = 10) -> tuple[list[QueryWord], list[QueryWord]]:
-    """The words that relate cases to a text (similar cases): the ``limit`` rarest of those found
-    among the reader's ``total`` cases (``matched``: cases per word, by ``id(word)``), which score
-    a related case, and those of them that are informative: a related case has at least one of
-    these. In a library of RELATED_COMMON_MIN_CASES or more, a word in more than COMMON_SHARE of
-    the reader's cases is not informative (as for the search's hit condition; unless every word is
-    that common): two cases that share only such words are not related, and the cases sharing them
-    were most of what was ranked (at 100,000 synthetic cases, 64,000 rows for one case page on
-    PostgreSQL) to rank low. In a smaller library every word is (three cases about VPN are related
-    by it)."""
+@dataclass
+class RelatedWords:
+    """What relates a case to a text (similar cases): ``chosen`` score it; it shares at least
+    ``least`` of them, one of them ``informative`` (a flag per chosen word)."""
+
+    chosen: list[QueryWord]
+    informative: list[bool]
+    least: int
+
+
+def related_words(words: list[QueryWord], matched: dict[int, int], total: int, limit: int = 10) -> RelatedWords:
+    """The ``limit`` rarest of the words found among the reader's ``total`` cases (``matched``:
+    cases per word, by ``id(word)``). In a library of RELATED_COMMON_MIN_CASES or more, a word in
+    more than COMMON_SHARE of the reader's cases is not informative (as for the search's hit
+    condition; unless every word is that common): two cases that share only such words are not
+    related, and the cases sharing them were most of what was ranked (at 100,000 synthetic cases,
+    64,000 rows for one case page on PostgreSQL) to rank low. In a smaller library every word is
+    informative (three cases about VPN are related by it)."""
     chosen = sorted((w for w in words if matched[id(w)]), key=lambda w: matched[id(w)])[:limit]
-    if total < RELATED_COMMON_MIN_CASES:
-        return chosen, chosen
-    return chosen, [w for w in chosen if matched[id(w)] <= COMMON_SHARE * total] or chosen
+    informative = [total < RELATED_COMMON_MIN_CASES or matched[id(w)] <= COMMON_SHARE * total for w in chosen]
+    if not any(informative):
+        informative = [True] * len(chosen)
+    return RelatedWords(chosen, informative, RELATED_MIN_SHARED if len(chosen) >= 3 else 1)
 
 
 def word_weight(view, word: QueryWord) -> float:

@@ -443,7 +443,6 @@ def similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | N
 
 
 SIMILAR_MAX_WORDS = 16
-SIMILAR_MIN_SHARED = 2   # words a related case shares with the text (one when the text has fewer than 3)
 
 
 def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: int | None = None) -> list[SearchHit]:
@@ -463,15 +462,17 @@ def whoosh_similar_cases(user: User | None, text: str, limit: int = 5, exclude: 
     # title comes first): each word is looked up, and a long text would make the page slow.
     words = parsed.words[:SIMILAR_MAX_WORDS]
     matches = {id(w): len(querying.word_scores(view, w).ids) for w in words}
-    chosen, informative = querying.related_words(words, matches, view.count)
+    related = querying.related_words(words, matches, view.count)
+    chosen = related.chosen
     if not chosen:
         return []
     counts = np.bincount(np.concatenate([querying.word_scores(view, w).ids for w in chosen]), minlength=cache.size)
-    candidates = (counts >= (SIMILAR_MIN_SHARED if len(chosen) >= 3 else 1)) & view.allowed
-    if len(informative) < len(chosen):   # and at least one word that is not in most cases
+    candidates = (counts >= related.least) & view.allowed
+    if not all(related.informative):   # and at least one word that is not in most cases
         has_informative = np.zeros(cache.size, dtype=bool)
-        for w in informative:
-            has_informative[querying.word_scores(view, w).ids] = True
+        for w, informative in zip(chosen, related.informative):
+            if informative:
+                has_informative[querying.word_scores(view, w).ids] = True
         candidates &= has_informative
     if exclude is not None:
         candidates &= cache.case_ids() != exclude  # a case page's own case is not related to itself
