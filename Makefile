@@ -29,8 +29,13 @@ run: demo
 	@echo "http://127.0.0.1:5000  (demo accounts: see README.md, password demo-pass-2026)"
 	$(BIN)/flask --app app run --host 127.0.0.1 --port 5000
 
+# The suite runs in parallel (pytest-xdist): one process per core, at most 4. Tests that share a
+# module-scoped fixture carry an xdist_group mark and stay on one process. TEST_WORKERS=0: serial.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST_PARALLEL = -n $(TEST_WORKERS) --dist loadgroup
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 clean:
 	rm -rf $(VENV) instance
@@ -57,7 +62,7 @@ test-pg: $(STAMP)
 	  (apt-get install -y -q postgresql >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1)) \
 	    || echo "PostgreSQL could not be installed"; \
 	fi
-	HELPDESK_TEST_DATABASE=postgres $(BIN)/python -m pytest
+	HELPDESK_TEST_DATABASE=postgres $(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # End-to-end tests in a real browser: Playwright (the `browser` extra) driving Debian's Chromium.
 # Installs Chromium (and a Japanese font for readable screenshots) with apt-get when missing and

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -104,18 +105,33 @@ def postgres_template(tmp_path_factory):
             cluster.__exit__(None, None, None)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory, postgres_template) -> Path | None:
+    """SQLite mode: one database file with the schema and the reference data, copied for each test
+    (creating the tables and loading the reference data took most of a short test's time)."""
+    if postgres_template is not None:
+        return None
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "template.db"
+    template_app = create_app(_testing_config(f"sqlite:///{path}", folder))
+    with template_app.app_context():
+        db.create_all()
+        load_reference(Path(template_app.config["CONTENT_DIR"]))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return path
+
+
 @pytest.fixture
-def app(tmp_path: Path, postgres_template):
+def app(tmp_path: Path, postgres_template, sqlite_template):
     if postgres_template is None:
+        shutil.copyfile(sqlite_template, tmp_path / "test.db")
         app = create_app(_testing_config(f"sqlite:///{tmp_path / 'test.db'}", tmp_path))
         app.test_client_class = IsolatedClient
         with app.app_context():
-            db.create_all()
-            load_reference(Path(app.config["CONTENT_DIR"]))
-            db.session.commit()
             yield app
             db.session.remove()
-            db.drop_all()
             db.engine.dispose()
         return
     from tests.pg_cluster import database_url

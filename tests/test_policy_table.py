@@ -83,6 +83,9 @@ def expected_thread(role, rel):
 
 # --- the world, once ---------------------------------------------------------------------------
 
+# Under pytest-xdist (`make test`) the whole table runs on one worker, so the world is built once.
+pytestmark = pytest.mark.xdist_group("policy-table")
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("table")

@@ -25,7 +25,9 @@ RECALL_AT_5_FLOOR = 0.95
 MRR_FLOOR = 0.90
 
 
-@pytest.fixture(scope="module", params=["whoosh", "postgres"])
+# Under pytest-xdist (`make test`) each backend's tests stay on one worker, so each library is built once.
+@pytest.fixture(scope="module", params=[pytest.param(backend, marks=pytest.mark.xdist_group(f"relevance-{backend}"))
+                                        for backend in ("whoosh", "postgres")])
 def library(request, tmp_path_factory):
     """The demo library, imported and indexed once for the module, for each search backend
     (Whoosh on SQLite; PostgreSQL's own table on a throwaway PostgreSQL database)."""

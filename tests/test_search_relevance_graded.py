@@ -47,7 +47,9 @@ def engine_backend(backend: str, request):
         yield
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+# Under pytest-xdist (`make test`) each backend's tests stay on one worker, so each is measured once.
+@pytest.fixture(scope="module", params=[pytest.param(backend, marks=pytest.mark.xdist_group(f"graded-{backend}"))
+                                        for backend in BACKENDS])
 def measured(request):
     with engine_backend(request.param, request):
         return _measure()
