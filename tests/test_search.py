@@ -930,6 +930,20 @@ def test_did_you_mean_never_offers_a_word_only_invisible_cases_contain(app, make
     assert again["total"] == 1
 
 
+def test_a_suggestions_nearest_words_are_those_a_stable_sort_gives():
+    """The candidates of 「もしかして」 are the nearest words, ties in vocabulary order, found without
+    sorting the whole vocabulary (suggest._nearest)."""
+    import numpy as np
+
+    from app.search.suggest import _nearest
+
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 5, 30, 31, 32, 40, 1000):
+        for _ in range(30):
+            distances = rng.integers(0, 6, size).astype(np.int32)
+            assert _nearest(distances, 31).tolist() == np.argsort(distances, kind="stable")[:31].tolist()
+
+
 def test_a_case_page_shows_related_cases_the_reader_may_read(client, make_user, login):
     add_case(make_user, "VPN がつながらない", body="テレワーク用の VPN に接続できない。証明書を確認した。")
     add_case(make_user, "VPN 装置の証明書更新", body="VPN 装置の証明書が期限切れで接続できない。")

@@ -8,9 +8,11 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Case, CaseState, Category, Municipality
+from app.search import suggest
 from app.search.service import SearchParams, search_cases, similar_cases
 from app.search.sync import apply_pending, queue_case
 from app.services import municipalities
+from tests.conftest import recorded_statements
 from tests.test_search_backends import BACKENDS, backend_app
 
 
@@ -101,3 +103,45 @@ def test_the_help_desk_does_see_the_statistics_change(app, make_user):
     _add(HIDDEN)
     after = _everything_returned(desk)
     assert after[("VPN", "relevance", "")] != before[("VPN", "relevance", "")]
+
+
+def test_cases_a_reader_may_not_see_change_nothing_a_suggestion_looks_up(app, make_user, monkeypatch):
+    """「もしかして」 takes its candidates from every reader's vocabulary, so words of hidden cases
+    are among them. How many of them lie near the typed word must not change the work a search
+    does (its time would tell): the same number of candidates, looked up in one batch, and on
+    PostgreSQL the same statements."""
+    user = make_user("municipal", "庄原市")
+    many_words = " ".join(f"kw{chr(97 + i)}{chr(97 + j)}zz" for i in range(6) for j in range(8))
+    _add(VISIBLE + [("福山市", "all", "network", "用語の多い事例", many_words, "確認した。")])
+    lookups: list[int] = []
+    real_probe = suggest._probe
+
+    class CountingProbe:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def exact_counts(self, terms):
+            lookups.append(len(terms))
+            return self.inner.exact_counts(terms)
+
+    monkeypatch.setattr(suggest, "_probe", lambda view: CountingProbe(real_probe(view)))
+
+    def work() -> dict[str, tuple]:
+        done = {}
+        for q in ("アルパコ", "QZVKX", "プリンダ", "zzkqwv"):
+            search_cases(user, SearchParams(q=q), log_misses=False)   # caches (the vocabulary) ready
+            lookups.clear()
+            with recorded_statements() as statements:
+                result = search_cases(user, SearchParams(q=q), log_misses=False)
+            done[q] = (list(lookups), len(statements), result.suggestion.query if result.suggestion else None)
+        return done
+
+    before = work()
+    assert before["プリンダ"][2] == "プリンタ", "a visible word is suggested"
+    assert all(looked == [suggest.CANDIDATES] for looked, _n, _s in before.values()), before
+    _add(HIDDEN)
+    after = work()
+    assert after == before

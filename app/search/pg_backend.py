@@ -1140,9 +1140,10 @@ class Probe:
         self.planner.prepare([word])
         return self.planner.word_count(word)
 
-    def exact_count(self, term: str) -> int:
-        condition = documents.c.tsv_words.op("@@")(_tsq(lexeme(term)))
-        return int(db.session.scalar(self.planner.visible(func.count()).where(condition)) or 0)
+    def exact_counts(self, terms: list[str]) -> dict[str, int]:
+        """Of each term, the reader's cases that have it as a word: one statement for all."""
+        self.planner._run_counts({("exact", term): _atom("w", lexeme(term)) for term in terms})
+        return {term: self.planner.stats[("exact", term)] for term in terms}
 
     def case_with(self, term: str) -> int | None:
         condition = documents.c.tsv_words.op("@@")(_tsq(lexeme(term)))

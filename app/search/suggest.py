@@ -72,8 +72,9 @@ class WhooshProbe:
     def word_count(self, word: querying.QueryWord) -> int:
         return len(querying.word_scores(self.view, word).ids)
 
-    def exact_count(self, term: str) -> int:
-        return int(np.count_nonzero(querying._exact_impacts(self.view, term)))
+    def exact_counts(self, terms: list[str]) -> dict[str, int]:
+        """Of each term, the reader's cases that have it as a word."""
+        return {term: len(querying._exact_scores(self.view, term).ids) for term in terms}
 
     def case_with(self, term: str) -> int | None:
         docnums = np.nonzero(querying._exact_impacts(self.view, term))[0]
@@ -84,23 +85,40 @@ def _probe(view):
     return view if hasattr(view, "word_count") else WhooshProbe(view)
 
 
+def _nearest(distances: np.ndarray, wanted: int) -> np.ndarray:
+    """Positions of the ``wanted`` smallest distances, nearest first, ties in vocabulary order (what
+    a stable sort gives, without sorting the whole vocabulary)."""
+    wanted = min(wanted, len(distances))
+    if not wanted:
+        return np.zeros(0, dtype=np.intp)
+    cut = np.partition(distances, wanted - 1)[wanted - 1]
+    below = np.flatnonzero(distances < cut)
+    chosen = np.concatenate([below, np.flatnonzero(distances == cut)[:wanted - len(below)]])
+    return chosen[np.lexsort((chosen, distances[chosen]))]
+
+
 def _best_replacement(probe, word: querying.QueryWord, synonyms: dict[str, list[str]]) -> str | None:
     text = word.text
     if len(text) < MIN_CHARS or not has_bigrams(text) or text.isdigit():
         return None
     limit = _max_distance(text)
-    choices = probe.vocabulary() + [k for k in synonyms if has_bigrams(k)]
-    found = process.extract(text, choices, scorer=Levenshtein.distance, score_cutoff=limit, limit=CANDIDATES)
-    ranked = []
-    for candidate, distance, _index in found:
-        if candidate == text or not distance:
-            continue
-        if candidate in synonyms:
-            seen = probe.word_count(querying.parse(candidate, synonyms).words[0])
-        else:
-            seen = probe.exact_count(candidate)
-        if seen:
-            ranked.append((distance, -seen, candidate))
+    # The vocabulary is every reader's: words of cases this reader may not read are in it. How many
+    # words near the typed one the other municipalities' cases hold must not change what a
+    # suggestion costs (a request's time). So every distance is computed in full (``extract``
+    # stops early once it has enough near words), and the same number of words is looked up for
+    # every typed word, the nearest CANDIDATES whether or not they are within reach, in one batch.
+    vocabulary = probe.vocabulary()
+    distances = process.cdist([text], vocabulary, scorer=Levenshtein.distance, dtype=np.int32)[0]
+    nearest = {vocabulary[i]: int(distances[i]) for i in _nearest(distances, CANDIDATES + 1) if vocabulary[i] != text}
+    nearest = dict(list(nearest.items())[:CANDIDATES])
+    seen = probe.exact_counts(list(nearest))
+    # Synonym keys (the desk's list, the same for everybody) within reach count as their group.
+    for key in synonyms:
+        if key != text and has_bigrams(key) and (distance := Levenshtein.distance(text, key)) <= limit:
+            nearest[key] = distance
+            seen[key] = probe.word_count(querying.parse(key, synonyms).words[0])
+    ranked = [(distance, -seen[candidate], candidate) for candidate, distance in nearest.items()
+              if 0 < distance <= limit and seen[candidate]]
     return min(ranked)[2] if ranked else None
 
 
