@@ -80,6 +80,10 @@ documents = Table(
     Column("indexed_at", DateTime(timezone=True), nullable=False),
 )
 state_table = Table("search_state", metadata, Column("name", Text, primary_key=True), Column("value", Text))
+# The words of the word column that a suggestion (「もしかして」) compares the typed word with: added
+# as documents are written, never removed there (a word left from a removed case is looked up and
+# found in none of the reader's cases, like any other); a reindex makes it exact again.
+vocabulary_table = Table("search_vocabulary", metadata, Column("word", Text, primary_key=True))
 
 _DDL = [
     """CREATE TABLE IF NOT EXISTS search_documents (
@@ -105,6 +109,7 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS search_documents_ngram ON search_documents USING gin (tsv_ngram)",
     "CREATE INDEX IF NOT EXISTS search_documents_tags ON search_documents USING gin (tags)",
     "CREATE TABLE IF NOT EXISTS search_state (name text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS search_vocabulary (word text PRIMARY KEY)",
 ]
 _RUM_DDL = "CREATE INDEX IF NOT EXISTS search_documents_words_rum ON search_documents USING rum (tsv_words rum_tsvector_ops)"
 _LOCK_KEY = 7_341_205_113   # pg_advisory_xact_lock key for DDL and rebuilds
@@ -208,6 +213,8 @@ def ensure_tables() -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             for statement in _DDL:
                 connection.execute(text(statement))
+            if connection.scalar(select(state_table.c.value).where(state_table.c.name == "vocabulary")) is None:
+                _fill_vocabulary(connection)   # documents written before the vocabulary table existed
         if not _rum_wanted():
             # an index made while it was wanted would still be chosen by the planner
             with db.engine.begin() as connection:
@@ -223,6 +230,32 @@ def ensure_tables() -> None:
             except Exception as error:   # not allowed to install it: GIN alone does everything
                 log.warning("rum extension not used: %s", str(error).splitlines()[0])
         _ready.add(key)
+
+
+def _fill_vocabulary(connection) -> None:
+    """The vocabulary of every document in the table (``ts_stat`` reads all of them: seconds at
+    100,000 cases), under the caller's lock; marks it complete."""
+    from app.search.suggest import MIN_CHARS
+
+    # TRUNCATE, not DELETE: writers adding words wait for the table, not for rows deleted here
+    # while this waits for theirs (a deadlock)
+    connection.execute(text("TRUNCATE search_vocabulary"))
+    connection.execute(text(
+        "INSERT INTO search_vocabulary (word) SELECT word FROM ts_stat('SELECT tsv_words FROM search_documents') "
+        "WHERE length(word) >= :n ORDER BY word"), {"n": MIN_CHARS - 1})
+    _set_state(connection, "vocabulary", str(time.time()))
+
+
+def _add_to_vocabulary(session_or_connection, case_ids: list[int]) -> None:
+    """The words of these documents that the vocabulary does not have yet. In word order, so two
+    writers adding the same new words wait for each other instead of deadlocking; an existing
+    word is neither locked nor written."""
+    from app.search.suggest import MIN_CHARS
+
+    session_or_connection.execute(text(
+        "INSERT INTO search_vocabulary (word) SELECT DISTINCT word FROM search_documents, "
+        "unnest(tsvector_to_array(tsv_words)) AS word WHERE case_id = ANY(:ids) AND length(word) >= :n "
+        "ORDER BY word ON CONFLICT DO NOTHING"), {"ids": list(case_ids), "n": MIN_CHARS - 1})
 
 
 def _rum_wanted() -> bool:
@@ -297,9 +330,11 @@ def queue(case_id: int) -> None:
     db.session.info.setdefault(PENDING, set()).add(case_id)
 
 
-def write_documents(session: Session, case_ids: list[int]) -> int:
+def write_documents(session: Session, case_ids: list[int], vocabulary: bool = True) -> int:
     """Upsert the documents of these cases (delete those no longer published), in ``session``'s
-    transaction, with the case rows locked so a concurrent rebuild cannot write an older state."""
+    transaction, with the case rows locked so a concurrent rebuild cannot write an older state.
+    Their new words go to the vocabulary, unless ``vocabulary`` is false (a reindex, which makes
+    the whole vocabulary at its end)."""
     written = 0
     for start in range(0, len(case_ids), BATCH):
         ids = sorted(case_ids[start:start + BATCH])
@@ -310,6 +345,8 @@ def write_documents(session: Session, case_ids: list[int]) -> int:
         gone = [i for i in ids if i not in cases or cases[i].state != CaseState.PUBLISHED.value]
         if rows:
             _upsert(session, rows)
+            if vocabulary:
+                _add_to_vocabulary(session, [r["case_id"] for r in rows])
         if gone:
             session.execute(documents.delete().where(documents.c.case_id.in_(gone)))
         written += len(rows)
@@ -381,7 +418,7 @@ def reindex(batch: int = BATCH, progress=None, procs: int = 1) -> Report:
         report.documents = _write_in_workers(batches, procs, progress)
     else:
         for ids_of_batch in batches:
-            report.documents += write_documents(db.session, ids_of_batch)
+            report.documents += write_documents(db.session, ids_of_batch, vocabulary=False)
             db.session.commit()
             for loaded in [o for o in db.session.identity_map.values() if isinstance(o, Case)]:
                 db.session.expunge(loaded)   # memory stays flat; the caller's other objects stay attached
@@ -389,6 +426,8 @@ def reindex(batch: int = BATCH, progress=None, procs: int = 1) -> Report:
                 progress(report.documents)
     db.session.execute(documents.delete().where(~select(Case.id).where(
         Case.id == documents.c.case_id, Case.state == CaseState.PUBLISHED.value).exists()))
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    _fill_vocabulary(db.session)   # the words of removed cases go too
     _set_state(db.session, "analysis", str(ANALYSIS_VERSION))
     db.session.commit()
     # Fresh statistics for the planner, for the cases too: after a bulk load they said 129
@@ -423,7 +462,7 @@ def _reindex_worker(app, batches: list[list[int]], next_batch, results) -> None:
                     next_batch.value += 1
                 if number >= len(batches):
                     break
-                written = write_documents(db.session, batches[number])
+                written = write_documents(db.session, batches[number], vocabulary=False)
                 db.session.commit()
                 db.session.expunge_all()
                 results.put(("done", written))
@@ -1120,18 +1159,19 @@ class Probe:
 
     def vocabulary(self) -> list[str]:
         """Katakana and Latin words of the word column (the same for every reader, as in Whoosh;
-        which are offered is decided from the reader's cases). Cached until the table changes."""
+        which are offered is decided from the reader's cases): the ``search_vocabulary`` table,
+        read again when it has grown or a reindex rebuilt it."""
         from app.search.suggest import MIN_CHARS
 
-        stamp = tuple(db.session.execute(select(func.count(), func.max(documents.c.indexed_at))
-                                         .select_from(documents)).one())
+        stamp = tuple(db.session.execute(select(
+            select(func.count()).select_from(vocabulary_table).scalar_subquery(),
+            select(state_table.c.value).where(state_table.c.name == "vocabulary").scalar_subquery())).one())
         key = _engine_key()
         cached = _vocabulary_cache.get(key)
         if cached and cached[0] == stamp:
             return cached[1]
-        terms = db.session.scalars(text(
-            "SELECT word FROM ts_stat('SELECT tsv_words FROM search_documents') WHERE length(word) >= :n"),
-            {"n": MIN_CHARS - 1}).all()
+        terms = db.session.scalars(select(vocabulary_table.c.word)
+                                   .where(func.length(vocabulary_table.c.word) >= MIN_CHARS - 1)).all()
         found = sorted(t for t in terms if has_bigrams(t) and not t.isdigit())
         _vocabulary_cache[key] = (stamp, found)
         return found
