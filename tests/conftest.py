@@ -62,6 +62,17 @@ def recorded_statements():
         event.remove(db.engine, "before_cursor_execute", record)
 
 
+def _build_template(database_uri: str, folder: Path) -> None:
+    """The schema and the reference data in ``database_uri``: what every test's database starts from."""
+    template_app = create_app(_testing_config(database_uri, folder))
+    with template_app.app_context():
+        db.create_all()
+        load_reference(Path(template_app.config["CONTENT_DIR"]))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_template(tmp_path_factory):
     """PostgreSQL mode: one database with the schema and the reference data, copied for each test
@@ -88,13 +99,7 @@ def postgres_template(tmp_path_factory):
     with admin.connect() as connection:
         connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
         connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    template_app = create_app(_testing_config(database_url(base, name), tmp_path_factory.mktemp("template")))
-    with template_app.app_context():
-        db.create_all()
-        load_reference(Path(template_app.config["CONTENT_DIR"]))
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
+    _build_template(database_url(base, name), tmp_path_factory.mktemp("template"))
     try:
         yield {"base": base, "template": name, "admin": admin}
     finally:
@@ -112,15 +117,8 @@ def sqlite_template(tmp_path_factory, postgres_template) -> Path | None:
     if postgres_template is not None:
         return None
     folder = tmp_path_factory.mktemp("sqlite-template")
-    path = folder / "template.db"
-    template_app = create_app(_testing_config(f"sqlite:///{path}", folder))
-    with template_app.app_context():
-        db.create_all()
-        load_reference(Path(template_app.config["CONTENT_DIR"]))
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()
-    return path
+    _build_template(f"sqlite:///{folder / 'template.db'}", folder)
+    return folder / "template.db"
 
 
 @pytest.fixture

@@ -109,8 +109,8 @@ def _best_replacement(probe, word: querying.QueryWord, synonyms: dict[str, list[
     # every typed word, the nearest CANDIDATES whether or not they are within reach, in one batch.
     vocabulary = probe.vocabulary()
     distances = process.cdist([text], vocabulary, scorer=Levenshtein.distance, dtype=np.int32)[0]
-    nearest = {vocabulary[i]: int(distances[i]) for i in _nearest(distances, CANDIDATES + 1) if vocabulary[i] != text}
-    nearest = dict(list(nearest.items())[:CANDIDATES])
+    positions = [i for i in _nearest(distances, CANDIDATES + 1) if vocabulary[i] != text][:CANDIDATES]
+    nearest = {vocabulary[i]: int(distances[i]) for i in positions}
     seen = probe.exact_counts(list(nearest))
     # Synonym keys (the desk's list, the same for everybody) within reach count as their group.
     for key in synonyms:
