@@ -1,6 +1,7 @@
 """Markdown -> HTML -> bleach, with the single allowlist. Every user text is rendered here."""
 from __future__ import annotations
 
+import functools
 import re
 import threading
 
@@ -77,13 +78,31 @@ def _markdown() -> markdown.Markdown:
 _HEADING = re.compile(r"<(/?)h([1-6])>")
 
 
+# Rendered texts are kept per process, least recently used out first: the same case read again
+# (a popular case, a thread's page after each reply) is not converted and cleaned again. The result
+# depends on the text alone, so nothing about one reader can reach another through it. Long texts
+# (a pasted log) are rendered each time: RENDER_CACHE_ENTRIES of at most RENDER_CACHE_MAX_CHARS
+# bound the memory (≈ 512 × 8,000 characters of text and its HTML, some 20 MB at worst).
+RENDER_CACHE_ENTRIES = 512
+RENDER_CACHE_MAX_CHARS = 8_000
+
+
 def render_markdown(text: str | None, heading_offset: int = 0) -> Markup:
     """Render user Markdown to HTML that is safe to put in a page. ``heading_offset`` moves the
     text's own headings down (a case section's "## 症状" must not outrank the section title)."""
     if not text:
         return Markup("")
+    if len(text) <= RENDER_CACHE_MAX_CHARS:
+        return Markup(_rendered(text, heading_offset))
+    return Markup(_render(text, heading_offset))
+
+
+def _render(text: str, heading_offset: int) -> str:
     html = _markdown().reset().convert(text)
     cleaned = _cleaner().clean(html)
     if heading_offset:
         cleaned = _HEADING.sub(lambda m: f"<{m.group(1)}h{min(6, int(m.group(2)) + heading_offset)}>", cleaned)
-    return Markup(cleaned)
+    return cleaned
+
+
+_rendered = functools.lru_cache(maxsize=RENDER_CACHE_ENTRIES)(_render)

@@ -1,6 +1,6 @@
 """Where a signed-in page spends its time, in one process, on the load bench's cached corpus.
 
-    .venv/bin/python bench/profile_pages.py [--pages 200] [--kind case|search] [--profile] [--repeat]
+    .venv/bin/python bench/profile_pages.py [--pages 200] [--kind case|search|mixed|signed-in] [--profile] [--repeat]
 
 Copies the cached 100,000-case corpus of ``bench/load.py`` (build it once with that script), signs in
 as a municipal user through the test client and requests case pages (or searches) back to back. Prints
@@ -31,7 +31,7 @@ import load  # noqa: E402  (the corpus cache and its users)
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=200)
-    parser.add_argument("--kind", choices=["case", "search", "mixed"], default="case")
+    parser.add_argument("--kind", choices=["case", "search", "mixed", "signed-in"], default="case")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--helpdesk", action="store_true", help="sign in as the help desk")
     parser.add_argument("--users", type=int, default=1, help="municipal users (each of another municipality) in turn")
@@ -78,7 +78,9 @@ def main() -> None:
         paths = []
         for i in range(args.pages):
             kind = args.kind if args.kind != "mixed" else ("case" if i % 3 == 0 else "search")
-            if kind == "case":
+            if kind == "signed-in":   # the lightest signed-in page: what every page pays
+                paths.append("/account/password")
+            elif kind == "case":
                 paths.append(f"/cases/{rng.choice(visible[i % len(names)])}")
             else:
                 q = load.broad_query(rng) if rng.random() < 0.5 else load.selective_query(rng)

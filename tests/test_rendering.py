@@ -101,7 +101,8 @@ def test_threads_render_alike_each_with_its_own_cleaner():
             cleaners.add(id(rendering._cleaner()))
             for k in range(200):
                 i = (n * 7 + k) % len(texts)
-                if str(render_markdown(texts[i])) != expected[i]:
+                # the converter itself, not the per-process cache of rendered texts
+                if rendering._render(texts[i], 0) != expected[i]:
                     failures.append(i)
         except Exception as error:  # pragma: no cover - reported below
             failures.append(repr(error))
@@ -123,3 +124,29 @@ def test_one_text_rendered_leaves_nothing_for_the_next():
     second = render_markdown("[手順書] を参照")
     assert "href" not in second and "[手順書]" in second
     assert render_markdown("[手順書] を参照") == second
+
+
+def test_a_text_rendered_again_comes_from_the_cache_and_a_long_one_is_not_kept(monkeypatch):
+    """The same case read again is not converted again; a pasted log longer than the cache's
+    limit is rendered every time (the cache's memory stays bounded)."""
+    from app import rendering
+
+    conversions = []
+    real = rendering._markdown
+
+    def counting():
+        conversions.append(1)
+        return real()
+
+    monkeypatch.setattr(rendering, "_markdown", counting)
+    text = "## 症状\n\n**VPN** が切れる <script>alert(1)</script>"
+    first = render_markdown(text, heading_offset=2)
+    again = render_markdown(text, heading_offset=2)
+    assert str(first) == str(again) and "<h4>" in str(first) and "&lt;script&gt;" in str(first)
+    assert len(conversions) == 1
+    assert "<h2>" in str(render_markdown(text))          # another heading offset: rendered apart
+    assert len(conversions) == 2
+    long_text = "ログ\n\n```\n" + "x" * rendering.RENDER_CACHE_MAX_CHARS + "\n```"
+    render_markdown(long_text)
+    render_markdown(long_text)
+    assert len(conversions) == 4
