@@ -11,7 +11,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Attachment, Case, Question
+from app.models import Attachment, AuditEvent, Case, Question
 from app.services import attachments as attachment_service
 from app.services import questions as question_service
 
@@ -183,9 +183,18 @@ def test_a_shared_case_takes_no_file_with_sensitive_details(client, people, make
                       data={"file": (io.BytesIO(b"admin password: Kure#2024"), "memo.txt")}, content_type="multipart/form-data")
     assert bad.status_code == 409 and bad.get_json()["error"]["code"] == "sensitive_data"
     assert db.session.scalar(select(Attachment)) is None
+    # An image the check cannot read: only when the help desk says it opened it (audited).
+    unread = client.post(f"/api/v1/cases/{case.id}/attachments", headers=headers,
+                         data={"file": (io.BytesIO(png_bytes()), "構成図.png")}, content_type="multipart/form-data")
+    assert unread.status_code == 409 and unread.get_json()["error"]["code"] == "sensitive_data"
+    assert [(f["kind"], f["text"]) for f in unread.get_json()["error"]["findings"]] == [("unchecked", "構成図.png")]
+    assert db.session.scalar(select(Attachment)) is None
     good = client.post(f"/api/v1/cases/{case.id}/attachments", headers=headers,
-                       data={"file": (io.BytesIO(png_bytes()), "構成図.png")}, content_type="multipart/form-data")
+                       data={"file": (io.BytesIO(png_bytes()), "構成図.png"), "files_checked": "true"},
+                       content_type="multipart/form-data")
     assert good.status_code == 201 and good.get_json()["attachments"][0]["filename"] == "構成図.png"
+    checked = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "case.attachment_checked"))
+    assert checked is not None and "構成図.png" in checked.summary and checked.actor_id == people["desk"].id
 
 
 def test_a_withdrawn_post_takes_its_files_with_it(client, login, people, make_question, app):
@@ -229,3 +238,65 @@ def test_the_api_attaches_files_to_the_authors_own_post(client, people, make_que
     assert not_author.status_code == 403
     json_body = client.post(f"/api/v1/questions/{question.id}/attachments", headers=kure, json={"file": "x"})
     assert json_body.status_code == 415
+
+
+def test_a_file_the_check_cannot_read_is_shared_only_when_kept_with_a_reason(client, login, people, make_question,
+                                                                           token_for):
+    """A PDF or ZIP can carry the owner's name, a password and an IP address: the check cannot
+    read it, so publishing it beyond the owner needs a person to open it and keep it with a reason."""
+    question = make_question(people["kure"], sharing_consent="all")
+    secret = b"%PDF-1.4\n\xe5\x91\x89\xe5\xb8\x82 admin password: Kure#2026! 10.20.30.40\n%%EOF"
+    answer = question_service.post_answer(people["desk"], question, {"body": "見積書を確認しました"},
+                                          [attachment_service.Upload("quote.pdf", secret)])
+    case = question_service.resolve_question(people["desk"], question, answer.id)
+    attachment = db.session.scalar(select(Attachment))
+    attachment_service.choose_for_case(people["desk"], case, [attachment.id])
+    db.session.commit()
+    headers = token_for(people["desk"])
+    refused = client.post(f"/api/v1/cases/{case.id}/publish", headers=headers,
+                          json={"visibility": "all", "anonymous": True})
+    assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "sensitive_data"
+    assert [(f["field"], f["kind"], f["text"], f["attachment_id"]) for f in refused.get_json()["error"]["findings"]] \
+        == [("attachments", "unchecked", "quote.pdf", attachment.id)]
+    assert db.session.get(Case, case.id).state == "draft"
+
+    login(people["desk"])
+    page = client.get(f"/cases/{case.id}/publish").get_data(as_text=True)
+    assert "中身を自動で確認できないファイル" in page and "quote.pdf" in page
+    assert f'href="/attachments/{attachment.id}"' in page   # 開いて確認する
+
+    kept = client.post(f"/api/v1/cases/{case.id}/publish", headers=headers, json={
+        "visibility": "all", "anonymous": True, "keep": [{"text": "quote.pdf", "reason": "開いて確認した。個別の情報なし"}]})
+    assert kept.status_code == 200 and db.session.get(Case, case.id).state == "published"
+
+
+def test_a_file_the_check_cannot_read_needs_no_reason_when_the_case_stays_with_its_owner(
+        client, people, make_question, token_for):
+    question = make_question(people["kure"], sharing_consent="all")
+    answer = question_service.post_answer(people["desk"], question, {"body": "回答"},
+                                          [attachment_service.Upload("画面.png", png_bytes())])
+    case = question_service.resolve_question(people["desk"], question, answer.id)
+    attachment_service.choose_for_case(people["desk"], case, [db.session.scalar(select(Attachment.id))])
+    db.session.commit()
+    done = client.post(f"/api/v1/cases/{case.id}/publish", headers=token_for(people["desk"]), json={"visibility": "private"})
+    assert done.status_code == 200
+
+
+def test_the_case_editor_adds_an_image_to_a_shared_case_only_when_it_was_opened(client, login, people, make_question,
+                                                                              token_for):
+    question = make_question(people["kure"], sharing_consent="all")
+    answer = question_service.post_answer(people["desk"], question, {"body": "回答"})
+    case = question_service.resolve_question(people["desk"], question, answer.id)
+    db.session.commit()
+    assert client.post(f"/api/v1/cases/{case.id}/publish", headers=token_for(people["desk"]),
+                       json={"visibility": "all"}).status_code == 200
+    login(people["desk"])
+    editor = client.get(f"/cases/{case.id}/edit").get_data(as_text=True)
+    assert 'name="files_checked"' in editor
+    refused = client.post(f"/cases/{case.id}/attachments", data={"files": (io.BytesIO(png_bytes()), "画面.png")},
+                          content_type="multipart/form-data", follow_redirects=True)
+    assert "中身を自動で確認できないもの" in refused.get_data(as_text=True)
+    assert db.session.scalar(select(Attachment)) is None
+    client.post(f"/cases/{case.id}/attachments", data={"files": (io.BytesIO(png_bytes()), "画面.png"), "files_checked": "y"},
+                content_type="multipart/form-data")
+    assert [a.filename for a in db.session.get(Case, case.id).attachments] == ["画面.png"]

@@ -16,7 +16,8 @@ _ERROR = {
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
                 "findings": {"type": "array", "items": {"type": "object", "properties": {
                     "field": {"type": "string"}, "kind": {"type": "string"}, "label": {"type": "string"},
-                    "text": {"type": "string"}, "position": {"type": "integer"}}}},
+                    "text": {"type": "string"}, "position": {"type": "integer"},
+                    "attachment_id": {"type": "integer", "description": "the file a finding of field attachments is in"}}}},
             },
         }
     },
@@ -372,9 +373,19 @@ _DOCUMENT = {
         },
         "/cases/{case_id}/attachments": {
             "post": {
-                "summary": "Add files to a case (help desk); 409 sensitive_data for a case shared beyond its owner",
+                "summary": "Add files to a case (help desk); 409 sensitive_data for a case shared beyond its owner "
+                           "when a file holds a sensitive detail, or is one the check cannot read (image, PDF, XLSX, "
+                           "DOCX, ZIP) and files_checked is not true",
                 "parameters": [_ID("case_id")],
-                "requestBody": _UPLOAD,
+                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {
+                        "file": _UPLOAD["content"]["multipart/form-data"]["schema"]["properties"]["file"],
+                        "files_checked": {"type": "string", "enum": ["true", "false"],
+                                          "description": "the files were opened and hold no sensitive detail "
+                                                         "(recorded in the audit log)"},
+                    },
+                }}}},
                 "responses": {
                     "201": _json("#/components/schemas/Case", "the case with its attachments"),
                     **_error_responses(400, 401, 403, 404, 409, 413, 415, 422),

@@ -36,7 +36,8 @@ def handle_service_error(error: ServiceError):
     extra = {"fields": error.errors} if error.errors else {}
     if isinstance(error, SensitiveDataFound):
         extra["findings"] = [
-            {k: f[k] for k in ("field", "kind", "label", "text", "position")} for f in error.findings
+            {k: f[k] for k in ("field", "kind", "label", "text", "position", "attachment_id") if k in f}
+            for f in error.findings
         ]
     return json_error(error.status, error.code, error.message, **extra)
 
@@ -232,7 +233,8 @@ def upload_case_attachments(case_id: int):
     """Add files to a case (help desk); they are carried by the case at once."""
     case = visible_case(case_id)
     uploads = uploaded_files()
-    case_service.update_attachments(api_user(), case, [a.id for a in case.attachments], uploads)
+    checked = (request.form.get("files_checked") or "").strip().lower() in ("true", "1", "yes")
+    case_service.update_attachments(api_user(), case, [a.id for a in case.attachments], uploads, files_checked=checked)
     db.session.commit()
     return case_json(case, api_user()), 201
 

@@ -527,7 +527,8 @@ def attachments(case_id: int):
     if not form.validate_on_submit():
         abort(400)
     chosen = request.form.getlist("attachment")
-    commit_or_flash(lambda: case_service.update_attachments(current_user, case, chosen, uploads_from(form.files.name)),
+    commit_or_flash(lambda: case_service.update_attachments(current_user, case, chosen, uploads_from(form.files.name),
+                                                            files_checked=bool(form.files_checked.data)),
                     "添付ファイルを保存しました。", error_status_aborts=(403,))
     return redirect(url_for("cases.edit", case_id=case.id, _anchor="attachments"))
 

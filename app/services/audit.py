@@ -34,6 +34,7 @@ ACTION_LABELS = {
     "case.import": "事例の取り込み",
     "case.export": "事例の書き出し",
     "case.mask": "伏せ字",
+    "case.attachment_checked": "確認済みとしての添付（中身を自動で確認できないファイル）",
     "case.unmask": "伏せ字の取り消し",
     "post.withdraw": "投稿の取り下げ",
     "case.consent_request": "共有範囲を広げる依頼",

@@ -219,11 +219,18 @@ def _field_texts(case: Case, values: dict | None = None) -> dict[str, str]:
     return texts
 
 
+UNCHECKED = "unchecked"
+UNCHECKED_LABEL = "中身を自動で確認できないファイル"
+
+
 def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict | None = None,
                        attachments: list | None = None) -> list[dict]:
     """Every sensitive detail in the case's fields and tags, and in the names (all files) and texts
     (text files) of its attachments, as {field, kind, label, text, position}; an attachment's
-    findings name it (``attachment_id``, ``attachment``)."""
+    findings name it (``attachment_id``, ``attachment``). A file whose content the check cannot
+    read (an image, PDF, Excel, Word or ZIP file: a screenshot shows IP addresses as well as a log
+    does) is a finding of kind ``unchecked``, its text the file name: a person opens it and keeps
+    it with a reason, or takes it off the case."""
     names = personal_names()
     owners = owner_names(case, case.anonymous if anonymous is None else anonymous)
     findings = []
@@ -237,6 +244,10 @@ def sensitive_findings(case: Case, anonymous: bool | None = None, values: dict |
                 findings.append({"field": "attachments", "kind": finding.kind, "label": finding.label,
                                  "text": finding.text, "position": finding.start, "end": finding.end,
                                  "attachment_id": attachment.id, "attachment": attachment.filename, "part": part})
+        if not attachment.is_text:
+            findings.append({"field": "attachments", "kind": UNCHECKED, "label": UNCHECKED_LABEL,
+                             "text": attachment.filename, "position": 0, "end": len(attachment.filename),
+                             "attachment_id": attachment.id, "attachment": attachment.filename, "part": "content"})
     return findings
 
 
@@ -447,9 +458,11 @@ def has_marked_helpful(user: User, case: Case) -> bool:
                                                           CaseHelpful.user_id == user.id)) is not None
 
 
-def update_attachments(user: User, case: Case, chosen_ids, uploads=()) -> Case:
+def update_attachments(user: User, case: Case, chosen_ids, uploads=(), files_checked: bool = False) -> Case:
     """Set which files the case carries (chosen from its thread's files and its own) and add new
-    ones. A case already shared beyond its owner takes no file that holds a sensitive detail."""
+    ones. A case already shared beyond its owner takes no file that holds a sensitive detail, and a
+    file the check cannot read only when the help desk says it opened it and found none
+    (``files_checked``; recorded in the audit log)."""
     lock_for_update(case)
     if not policy.can_edit_case(user, case):
         raise Forbidden("この事例を編集することはできません。")
@@ -459,10 +472,20 @@ def update_attachments(user: User, case: Case, chosen_ids, uploads=()) -> Case:
     new = [a for a in chosen if a.id not in before]
     if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE and new:
         findings = [f for f in sensitive_findings(case, attachments=new) if f["field"] == "attachments"]
-        if findings:
+        detected = [f for f in findings if f["kind"] != UNCHECKED]
+        unread = [f for f in findings if f["kind"] == UNCHECKED]
+        if detected:
             raise SensitiveDataFound(
-                f"共有中の事例に、個別の情報を含む添付ファイルは付けられません（{len(findings)}件）: "
-                + "、".join(f"{f['attachment']}の{f['label']}「{f['text']}」" for f in findings), findings)
+                f"共有中の事例に、個別の情報を含む添付ファイルは付けられません（{len(detected)}件）: "
+                + "、".join(f"{f['attachment']}の{f['label']}「{f['text']}」" for f in detected), detected)
+        if unread and not files_checked:
+            raise SensitiveDataFound(
+                "共有中の事例に付けるファイルのうち、中身を自動で確認できないもの（画像・PDF・Excel・Word・ZIP）があります: "
+                + "、".join(f"「{f['attachment']}」" for f in unread)
+                + "。開いて個別の情報がないことを確かめ、「中身を確認しました」にチェックしてから保存してください。", unread)
+        if unread:
+            audit.record(user, "case.attachment_checked", case,
+                         f"#{case.id}: 中身を確認済みとして添付 " + "、".join(f["attachment"] for f in unread))
     case.updated_by = user
     case.updated_at = utcnow()
     db.session.flush()
