@@ -223,6 +223,35 @@ def test_the_feed_holds_only_what_its_owner_may_read(client, people, make_user):
     assert client.get(f"/feeds/{renewed}.atom").status_code == 200
 
 
+@pytest.mark.parametrize("ending", ["password_change", "password_reset", "disable_then_enable", "token_revoke"])
+def test_the_feed_address_ends_where_sessions_and_api_tokens_end(client, people, make_user, ending):
+    """The address is a credential: a password change or reset, a disable (even once enabled
+    again) and revoking the API tokens stop it, as they stop sessions and tokens."""
+    from tests.conftest import PASSWORD
+    from tests.test_search import add_case
+
+    add_case(make_user, "全市町に共有した事例", owner="呉市", visibility="all")
+    user = people["fukuyama"]
+    token = accounts.renew_feed_token(user)
+    db.session.commit()
+    assert client.get(f"/feeds/{token}.atom").status_code == 200
+    if ending == "password_change":
+        accounts.change_password(user, PASSWORD, "a-brand-new-pass-123", "a-brand-new-pass-123")
+    elif ending == "password_reset":
+        accounts.reset_password(user, "admin-set-pass-456")
+    elif ending == "disable_then_enable":
+        accounts.disable_user(user)
+        db.session.commit()
+        accounts.enable_user(user)
+    else:
+        accounts.revoke_tokens(user)
+    db.session.commit()
+    assert client.get(f"/feeds/{token}.atom").status_code == 404
+    renewed = accounts.renew_feed_token(user)
+    db.session.commit()
+    assert client.get(f"/feeds/{renewed}.atom").status_code == 200
+
+
 def test_the_feed_stays_well_formed_with_control_characters_and_filters_by_category(client, people, make_user):
     from tests.test_search import add_case
 

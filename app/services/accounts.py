@@ -275,6 +275,9 @@ def create_token(user: User) -> str:
 
 
 def _revoke(user: User) -> int:
+    """Revoke the user's API tokens (returns how many) and stop the personal feed's address: the
+    feed is a credential too (it reads the user's cases), so it ends wherever the tokens do."""
+    user.feed_token_digest = None
     count = 0
     for token in user.tokens:
         if token.revoked_at is None:
