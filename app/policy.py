@@ -383,10 +383,11 @@ def can_confirm_case(user: User | None, case: Case) -> bool:
 
 
 def can_report_case(user: User | None, case: Case) -> bool:
-    """Any reader of a published case says it is outdated, wrong or incomplete (the help desk
-    corrects it directly instead)."""
+    """Municipal staff who read a published case say it is outdated, wrong or incomplete. The help
+    desk corrects it directly instead; viewers and observers only read, and administrators run
+    accounts, not content."""
     return (case.state == CaseState.PUBLISHED.value and user is not None and user.is_enabled
-            and not is_helpdesk(user) and can_view_case(user, case))
+            and user.role == Role.MUNICIPAL.value and can_view_case(user, case))
 
 
 def can_handle_case_reports(user: User | None) -> bool:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Case, CaseRevision, Category, Notification, Question, SearchSynonym, Tag, case_tags
+from app.models import Case, CaseReport, CaseRevision, Category, Notification, Question, SearchSynonym, Tag, case_tags
 from app.services import cases as case_service
 from app.services import curation, history, masking, municipalities, review
 from app.services import questions as question_service
@@ -209,6 +209,20 @@ def test_a_reader_reports_a_case_and_the_help_desk_answers_with_an_outcome(clien
     (item,) = [r for _n, r in notifications.visible_notifications(world["other"]) if "指摘" in r.subject]
     assert "事例を修正しました" in item.text and "手順を直しました" in item.text
     assert review.open_reports(world["desk"]) == []
+
+
+@pytest.mark.parametrize("who", ["viewer_of_owner", "viewer_elsewhere", "admin"])
+def test_viewers_and_administrators_send_no_reports(client, world, login, make_user, who):
+    """Viewers (observers too) only read, and administrators run accounts: neither form nor post."""
+    case = published(world)
+    user = {"viewer_of_owner": lambda: make_user("viewer", "呉市", username="kure-viewer"),
+            "viewer_elsewhere": lambda: make_user("viewer", "東広島市", username="higashi-viewer"),
+            "admin": lambda: world["admin"]}[who]()
+    login(user)
+    assert "ヘルプデスクに知らせる" not in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    response = client.post(f"/cases/{case.id}/reports", data={"reason": "outdated", "comment": "書き込み"})
+    assert response.status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(CaseReport)) == 0
 
 
 def test_a_reporter_who_may_no_longer_read_the_case_learns_nothing_more(world):

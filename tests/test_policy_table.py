@@ -267,7 +267,7 @@ def expected_lifecycle(role, rel, visibility, state):
         "history": role == "helpdesk",
         "revision_text": role == "helpdesk",
         "restore_revision": role == "helpdesk" and state != "archived",
-        "report": view and state == "published" and role != "helpdesk",
+        "report": view and state == "published" and role == "municipal",
         "handle_reports": role == "helpdesk",
         "confirm": role == "helpdesk" and state == "published",
         "supersede": role == "helpdesk" and state != "archived",
