@@ -266,7 +266,13 @@ def test_the_help_desk_answers_with_a_case_the_asker_may_read_and_the_question_i
     db.session.commit()
     assert resolved.id == case.id
     assert db.session.scalar(select(Case.id).where(Case.question_id == question.id)) is None
-    assert question_service.questions_answered(case) == 1
+    assert question_service.questions_answered(world["kure"], case) == 1
+    assert "この事例で回答した自団体の相談: 1件" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    # Another municipality counts only its own threads: 呉市's question is not its business.
+    assert question_service.questions_answered(world["other"], case) == 0
+    login(world["other"])
+    assert "この事例で回答した自団体の相談: 0件" in client.get(f"/cases/{case.id}").get_data(as_text=True)
+    login(world["desk"])
     assert "この事例で回答した相談: 1件" in client.get(f"/cases/{case.id}").get_data(as_text=True)
 
 

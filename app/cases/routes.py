@@ -108,7 +108,7 @@ def _case_page(case: Case, report_form=None, status: int = 200):
             v for v in Visibility if v.width > case.consent_enum.width],
         following_category=notification_service.follows(current_user, "category", case.category.slug),
         newer_case=review.newer_case_for(current_user, case), past_due=review.is_past_due(case),
-        last_checked=review.last_checked_label(case), answered_count=question_service.questions_answered(case),
+        last_checked=review.last_checked_label(case), answered_count=question_service.questions_answered(current_user, case),
         report_form=report_form or ReportForm(formdata=None), reports=review.reports_of_case(current_user, case),
         superseded_by=(case.superseded_by if case.superseded_by is not None
                        and policy.can_view_case(current_user, case.superseded_by) else None),

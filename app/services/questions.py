@@ -225,10 +225,15 @@ def linked_case(answer: Answer, user: User | None) -> Case | None:
     return case if case is not None and policy.can_view_case(user, case) else None
 
 
-def questions_answered(case: Case) -> int:
-    """How many questions an answer linking this case answered (withdrawn answers do not count)."""
-    return db.session.scalar(select(func.count(func.distinct(Answer.question_id))).where(
-        Answer.linked_case_id == case.id, Answer.withdrawn_at.is_(None))) or 0
+def questions_answered(user: User | None, case: Case) -> int:
+    """How many questions ``user`` may read that an answer linking this case answered (withdrawn
+    answers do not count): the help desk counts all, a municipality its own. Counting others'
+    threads would tell a reader that another municipality asked, and when."""
+    return db.session.scalar(
+        select(func.count(func.distinct(Answer.question_id)))
+        .join(Question, Question.id == Answer.question_id)
+        .where(Answer.linked_case_id == case.id, Answer.withdrawn_at.is_(None), policy.visible_questions_clause(user))
+    ) or 0
 
 
 def post_comment(user: User, question: Question, data: dict, uploads=()) -> Comment:
