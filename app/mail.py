@@ -7,6 +7,7 @@ are UTF-8 (Japanese) with correct MIME headers.
 """
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 import time
@@ -17,12 +18,17 @@ from pathlib import Path
 from flask import current_app
 
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n\x0b\x0c\x85\u2028\u2029]+\s*")
+
+
 def build_message(to: str, subject: str, body: str, headers: dict[str, str] | None = None) -> EmailMessage:
     config = current_app.config
     message = EmailMessage()
     message["From"] = formataddr((config.get("MAIL_SENDER_NAME") or "", config["MAIL_SENDER"]))
     message["To"] = to
-    message["Subject"] = subject
+    # A header takes no line break (the mail library refuses one, and the mail would never go):
+    # a title stored before titles were made one line still gives a subject.
+    message["Subject"] = _LINE_BREAKS.sub(" ", subject)
     message["Message-ID"] = make_msgid(domain=config["MAIL_SENDER"].rpartition("@")[2] or None)
     for name, value in (headers or {}).items():
         message[name] = value

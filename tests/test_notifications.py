@@ -14,7 +14,7 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
 from app.extensions import db
-from app.models import Case, ConsentRequest, MailOutbox, Notification, Watch
+from app.models import Case, ConsentRequest, MailOutbox, Notification, Question, Watch
 from app.services import accounts, notifications
 from app.services import cases as case_service
 from app.services import questions as question_service
@@ -93,6 +93,28 @@ def test_a_new_question_reaches_the_help_desk_by_mail_in_japanese_with_a_link(sm
     assert message["List-Unsubscribe"].startswith("<https://helpdesk.example.lg.jp/unfollow/")
     # The one without an address gets it in the app only.
     assert db.session.scalar(select(Notification).where(Notification.user_id == people["nomail"].id)) is not None
+
+
+def test_a_title_with_line_breaks_is_one_line_and_its_mail_still_goes(smtp, people, client, token_for):
+    """Through the API a title can carry line breaks: it is stored as one line, so the mail's
+    subject is one header (no second header, and no mail that the library refuses to build)."""
+    created = client.post("/api/v1/questions", headers=token_for(people["kure"]), json={
+        "title": "至急: 基幹系が停止\r\nBcc: x@example.com\t", "body": "窓口業務が止まっています", "category": "network"})
+    assert created.status_code == 201
+    question = db.session.get(Question, created.get_json()["id"])
+    assert question.title == "至急: 基幹系が停止 Bcc: x@example.com"
+    assert deliver() == {"sent": 2, "dropped": 0, "failed": 0}
+    assert {subject(m) for m in smtp.messages} == {"【相談窓口】新しい相談: 至急: 基幹系が停止 Bcc: x@example.com"}
+    assert all(m["Bcc"] is None for m in smtp.messages)
+
+
+def test_a_subject_never_carries_a_line_break(app):
+    """A title stored before titles were made one line still gives a mail with one Subject."""
+    from app.mail import build_message
+
+    message = build_message("a@example.lg.jp", "【相談窓口】VPN が\r\nつながらない\u2028です", "本文")
+    assert message["Subject"] == "【相談窓口】VPN が つながらない です"
+    assert b"\r\nBcc" not in bytes(message)
 
 
 def test_answers_reach_the_asker_and_watchers_but_internal_notes_reach_nobody(smtp, people, make_question):

@@ -36,8 +36,13 @@ def normalise_tag(name: str) -> str:
     return unicodedata.normalize("NFKC", name).strip()
 
 
+# Line breaks, tabs and other control characters in a one-line title (possible through the API or
+# a paste): each run becomes one space. A title goes into mail subjects, CSV cells and page titles.
+_TITLE_BREAKS = re.compile(r"\s*[\x00-\x1f\x7f\x85\u2028\u2029]+\s*")
+
+
 def clean_title(value, errors: dict[str, str], field: str = "title", required: bool = True) -> str:
-    text = value.strip() if isinstance(value, str) else ""
+    text = _TITLE_BREAKS.sub(" ", value).strip() if isinstance(value, str) else ""
     if value is not None and not isinstance(value, str):
         errors[field] = "件名は文字列で入力してください。"
     elif required and not text:
