@@ -9,7 +9,7 @@ import io
 from datetime import date
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app import policy
 from app.extensions import db
@@ -211,6 +211,22 @@ def test_the_split_must_add_up_to_100_and_include_the_requester(pool, desk, miha
     with pytest.raises(ValidationFailed) as error:
         service.propose(desk, request, {**base, f"share_{sera.id}": "100"})
     assert "三原市の負担割合" in error.value.errors["split"]
+
+
+@pytest.mark.parametrize("extra", [{"share_²": "50"}, {"share_99999999999999999999": "50"}, {"share_1": "²"},
+                                   {"share_1": "101"}])
+def test_a_split_with_odd_numbers_is_a_japanese_form_error(pool, desk, mihara, client, login, extra):
+    request = file(mihara, **{f"skill_{pool['net']}": "2"})
+    base = {"expert_id": str(pool["experts"]["田中"].id), "start": "2027-04-01", "end": "2027-09-30",
+            "days_per_month": "2", "total_days": "12", "daily_rate": "50000", "contract_form": "outsourcing",
+            f"share_{request.municipality_id}": "50"}
+    login(desk)
+    response = client.post(f"/experts/requests/{request.id}/propose", data={**base, **extra})
+    assert response.status_code in (409, 422)
+    text = response.get_data(as_text=True)
+    assert "負担割合は0〜100の整数" in text or "負担割合の合計を100%" in text or "負担する団体を選び直して" in text
+    from app.models import ExpertProposal
+    assert db.session.scalar(select(func.count()).select_from(ExpertProposal)) == 0
 
 
 def test_only_one_proposal_waits_and_a_second_answer_is_a_conflict(pool, desk, mihara, client, login):

@@ -57,6 +57,45 @@ def test_paging_out_of_range_is_a_japanese_400_page(client, make_user, login, pa
     assert "整数で指定してください" in response.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("path,message", [
+    ("/helpdesk/queue?days=99999999", "経過日数"), ("/helpdesk/queue?days=2147483647", "経過日数"),
+    ("/helpdesk/queue?days=²", "経過日数"),
+])
+def test_a_huge_age_in_the_queue_is_a_japanese_400(client, make_user, login, path, message):
+    login(make_user("helpdesk"))
+    response = client.get(path)
+    assert response.status_code == 400 and message in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/reports", "/reports/questions.csv", "/reports/cases.csv"])
+@pytest.mark.parametrize("period", ["from=9999-12-30&to=9999-12-31", "from=0001-01-01&to=0001-12-31"])
+def test_a_report_period_at_the_calendars_ends_is_refused_in_japanese(client, make_user, login, path, period):
+    login(make_user("municipal", "呉市"))
+    response = client.get(f"{path}?{period}")
+    text = response.get_data(as_text=True)
+    if path == "/reports":   # the page says why and shows the default period
+        assert response.status_code == 200 and "期間は1900年から2999年の間で指定してください" in text
+    else:
+        assert response.status_code == 400 and "期間は1900年から2999年の間で指定してください" in text
+
+
+def test_digits_that_are_not_ascii_in_form_numbers_change_nothing(client, make_user, make_question, login):
+    """「²」 passes ``str.isdigit`` and fails ``int``: a hidden number or a canned reply's id."""
+    from app.models import CannedReply
+
+    desk = make_user("helpdesk", username="desk")
+    question = make_question(make_user("municipal", "呉市"))
+    db.session.add(CannedReply(title="定型", body="定型文です", updated_by_id=desk.id))
+    db.session.commit()
+    login(desk)
+    assigned = client.post(f"/questions/{question.id}/assign", data={"assign-owner": str(desk.id), "assign-expected": "²"})
+    assert assigned.status_code == 302
+    assert db.session.get(Question, question.id).owner_id == desk.id   # "²" is no expected owner: as if left out
+    inserted = client.post(f"/questions/{question.id}/reply", data={"reply-body": "本文", "reply-canned": "²",
+                                                                     "reply-insert": "1"})
+    assert inserted.status_code == 200 and "定型文です" not in inserted.get_data(as_text=True)
+
+
 def test_the_search_page_reports_a_bad_page_and_still_searches(client, make_user, login):
     login(make_user("municipal"))
     response = client.get("/search?q=VPN&page=²")

@@ -15,7 +15,7 @@ from app.models import (
     CannedReply, Case, Category, Comment, Municipality, Priority, Question, QuestionKind, QuestionStatus, Role,
     User, as_utc, utcnow,
 )
-from app.params import parse_int
+from app.params import int_param, parse_int
 from app.questions import bp
 from app.questions.forms import (
     AssignForm, CannedReplyForm, CloseForm, CommentForm, EditPostForm, HandlingForm, LinkCaseForm, LinkForm,
@@ -194,7 +194,8 @@ def reply(question_id: int):
     if not policy.is_helpdesk(current_user):
         abort(403)
     if form.insert.data:
-        canned = db.session.get(CannedReply, int(form.canned.data)) if (form.canned.data or "").isdigit() else None
+        canned_id = parse_int(form.canned.data)
+        canned = db.session.get(CannedReply, canned_id) if canned_id is not None else None
         if canned is not None:
             form.body.data = ((form.body.data or "").rstrip() + "\n\n" + canned.body).strip()
         return _thread_page(question, reply_form=form)
@@ -307,7 +308,7 @@ def assign(question_id: int):
     form.owner.choices = _helpdesk_choices()
     if not form.validate_on_submit():
         abort(400)
-    expected = int(form.expected.data) if (form.expected.data or "").isdigit() else None
+    expected = parse_int(form.expected.data)
     commit_or_flash(lambda: question_service.assign(current_user, question, form.owner.data,
                                                     expected_owner_id=expected),
                     lambda q: f"担当者を「{q.owner.label if q.owner else '未割り当て'}」にしました。")
@@ -433,6 +434,9 @@ QUEUE_MOVES = {"helpdesk": "県の対応が必要（受付・対応中）", "mun
 QUEUE_SORTS = {"oldest": "古い順", "newest": "新しい順", "activity": "最近動きがあった順", "priority": "至急を先に"}
 
 
+MAX_AGE_DAYS = 36_500   # 「○日以上前の相談」: a century is every question there is
+
+
 @bp.get("/helpdesk/queue")
 @role_required(policy.is_helpdesk)
 def queue():
@@ -474,7 +478,7 @@ def queue():
         if kind not in {k.value for k in QuestionKind}:
             abort(400)
         query = query.where(Question.kind == kind)
-    older_than = id_arg("days", "経過日数")
+    older_than = int_param(request.args, "days", "経過日数", None, maximum=MAX_AGE_DAYS)
     if older_than:
         query = query.where(Question.created_at <= utcnow() - timedelta(days=older_than))
     incident_first = sql_case((Question.kind == QuestionKind.INCIDENT.value, 0), else_=1)

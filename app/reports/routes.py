@@ -14,6 +14,11 @@ from app.services import reports
 from app.services.spreadsheet import write_csv
 
 
+# Years a report's period may name: wide enough for any record, and far from the calendar's end
+# (9999-12-31 + one day, the end of a period, is no date).
+REPORT_FIRST_YEAR, REPORT_LAST_YEAR = 1900, 2999
+
+
 def _period() -> tuple[reports.Period, str | None]:
     """From ``from`` and ``to`` (YYYY-MM-DD); default: the last twelve months."""
     default = reports.Period.last_months(12)
@@ -22,6 +27,8 @@ def _period() -> tuple[reports.Period, str | None]:
         end = date.fromisoformat(request.args["to"]) if request.args.get("to") else default.end
     except ValueError:
         return default, "期間は 2025-04-01 の形式で指定してください。"
+    if not (REPORT_FIRST_YEAR <= start.year and end.year <= REPORT_LAST_YEAR):
+        return default, f"期間は{REPORT_FIRST_YEAR}年から{REPORT_LAST_YEAR}年の間で指定してください。"
     if start > end:
         return default, "期間の終わりは始まりより後にしてください。"
     if (end - start).days > 366 * 5:

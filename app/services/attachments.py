@@ -23,6 +23,7 @@ from app import policy
 from app.extensions import db
 from app.models import Attachment, Case, Question, User, case_attachments
 from app.services.errors import Forbidden, ValidationFailed
+from app.services.validation import parse_int
 from app.storage import attachment_store, new_key
 
 ALLOWED_LABEL = "PNG・JPEG・GIF の画像、PDF、テキスト・ログ、CSV、Excel（xlsx）、Word（docx）、ZIP"
@@ -241,7 +242,7 @@ def choose_for_case(user: User, case: Case, attachment_ids) -> list[Attachment]:
     allowed = {a.id: a for a in choosable_for_case(case)}
     chosen = []
     for value in attachment_ids or []:
-        attachment = allowed.get(int(value)) if str(value).isdigit() else None
+        attachment = allowed.get(parse_int(value))
         if attachment is None:
             raise ValidationFailed({"attachments": "この事例に付けられない添付ファイルが指定されました。"})
         chosen.append(attachment)

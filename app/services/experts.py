@@ -26,6 +26,7 @@ from app.models.expert import SKILL_LEVELS
 from app.services import audit, notifications
 from app.services.errors import Conflict, Forbidden, ValidationFailed
 from app.services.locking import lock_for_update
+from app.services.validation import parse_int
 
 
 MAX_YEN = 10**12
@@ -224,9 +225,9 @@ def save_expert(user: User, expert: Expert | None, data) -> Expert:
     levels = _skill_levels(data, errors)
     regions_raw = _list(data, "regions")
     all_regions = "all" in regions_raw
-    group_ids = {int(v) for v in regions_raw if v.isdigit()}
+    group_ids = {i for i in map(parse_int, regions_raw) if i is not None}
     groups = list(db.session.scalars(select(MunicipalityGroup).where(MunicipalityGroup.id.in_(group_ids)))) if group_ids else []
-    served_ids = {int(v) for v in _list(data, "served") if v.isdigit()}
+    served_ids = {i for i in map(parse_int, _list(data, "served")) if i is not None}
     served = list(db.session.scalars(select(Municipality).where(Municipality.id.in_(served_ids)))) if served_ids else []
     account = _expert_account(data.get("username"), expert, errors)
     if errors:
@@ -580,11 +581,12 @@ def _split(data, request: ExpertRequest, errors: dict) -> list[tuple[int, int]]:
         raw = _fold(data.get(key)).rstrip("%％")
         if not raw:
             continue
-        if not key[6:].isdigit() or not raw.isdigit() or not 0 <= int(raw) <= 100:
+        municipality_id, percent = parse_int(key[6:]), parse_int(raw, minimum=0, maximum=100)
+        if municipality_id is None or percent is None:
             errors["split"] = "負担割合は0〜100の整数（%）で入力してください。"
             continue
-        if int(raw):
-            pairs[int(key[6:])] = int(raw)
+        if percent:
+            pairs[municipality_id] = percent
     if not pairs:
         pairs = {request.municipality_id: 100}
     known = set(db.session.scalars(select(Municipality.id).where(Municipality.id.in_(pairs),
