@@ -282,6 +282,42 @@ def test_merging_moves_every_post_in_time_order_and_only_within_a_municipality(c
     assert {a.question_id for a in db.session.scalars(select(Answer))} == {target.id}
 
 
+@pytest.mark.parametrize("withdrawn", ["merged_question", "its_comment_in_the_target"])
+def test_withdrawing_a_merged_question_or_its_copy_removes_the_text_from_both_threads(
+        client, login, people, make_question, token_for, withdrawn):
+    """Merging copies the question's text into the target thread as a comment: a password pasted
+    there must go from both, whichever of the two its author withdraws."""
+    source = make_question(people["kure"], title="VPN 接続できない", body="管理者パスワード Zx9!secretPW を入れても接続できません")
+    target = make_question(people["kure"], title="VPN がつながらない（同じ件）", body="同じ件です")
+    login(people["desk"])
+    assert client.post(f"/questions/{source.id}/merge", data={"merge-target": str(target.id)}).status_code == 302
+    (copy,) = db.session.scalars(select(Comment).where(Comment.question_id == target.id)).all()
+    login(people["kure"])
+    if withdrawn == "merged_question":
+        response = client.post(f"/questions/{source.id}/posts/question/{source.id}/withdraw")
+    else:
+        response = client.post(f"/questions/{target.id}/posts/comment/{copy.id}/withdraw")
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Question, source.id).body == "" and db.session.get(Comment, copy.id).body == ""
+    for thread in (source.id, target.id):
+        assert "Zx9!secretPW" not in page(client, f"/questions/{thread}")
+        api = client.get(f"/api/v1/questions/{thread}", headers=token_for(people["kure"])).get_data(as_text=True)
+        assert "Zx9!secretPW" not in api
+    assert "同じ件です" in page(client, f"/questions/{target.id}")   # the target's own question stays
+
+
+def test_a_comment_that_only_looks_like_a_merged_copy_withdraws_nothing_else(client, login, people, make_question):
+    other = make_question(people["kure"], title="別の相談", body="別の本文")
+    thread = make_question(people["kure"], title="スレッド", body="本文")
+    comment = question_service.post_comment(people["kure"], thread, {"body": f"（統合された相談 #{other.id}「別の相談」）\n\n別の本文"})
+    db.session.commit()
+    login(people["kure"])
+    assert client.post(f"/questions/{thread.id}/posts/comment/{comment.id}/withdraw").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Question, other.id).body == "別の本文"
+
+
 # --- canned replies and the print view ------------------------------------------------------------
 
 def test_canned_replies_are_kept_and_inserted_into_the_reply_box(client, login, people, make_question):
