@@ -300,3 +300,48 @@ def test_the_case_editor_adds_an_image_to_a_shared_case_only_when_it_was_opened(
     client.post(f"/cases/{case.id}/attachments", data={"files": (io.BytesIO(png_bytes()), "画面.png"), "files_checked": "y"},
                 content_type="multipart/form-data")
     assert [a.filename for a in db.session.get(Case, case.id).attachments] == ["画面.png"]
+
+
+def _photo(orientation: int = 1) -> bytes:
+    """A JPEG as a phone writes it: EXIF with the author, the GPS position and an orientation."""
+    image = Image.new("RGB", (80, 40), (20, 120, 200))
+    exif = Image.Exif()
+    exif[0x013B] = "呉市 情報政策課 山田"      # Artist
+    exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "N", (34.0, 14.0, 57.0)    # GPSLatitudeRef, GPSLatitude
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90, exif=exif, comment=b"kure-office-3F")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("orientation,size", [(1, (80, 40)), (6, (40, 80))])
+def test_a_photo_is_stored_without_its_author_gps_and_comment_and_upright(app, people, make_question, orientation, size):
+    """A photo of a rack shared with all could give its municipality's office away through its GPS
+    position: images keep the picture, not what the camera wrote about it."""
+    question = make_question(people["kure"])
+    (stored,) = attachment_service.store(people["kure"], [attachment_service.Upload("ラック.jpg", _photo(orientation))],
+                                         question=question, post_type="question", post_id=question.id)
+    data = attachment_service.attachment_store().read(stored.storage_key)
+    assert b"kure-office-3F" not in data and "山田".encode() not in data
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "JPEG" and image.size == size
+        assert dict(image.getexif()) == {} and "comment" not in image.info
+    assert stored.size == len(data)
+
+
+def test_a_png_loses_its_text_chunks_and_keeps_its_pixels(app, people, make_question):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("Author", "呉市 山田", zip=False)
+    info.add_itxt("Comment", "fs01.city.kure.local のスクリーンショット")
+    out = io.BytesIO()
+    original = Image.new("RGBA", (30, 20), (10, 20, 30, 128))
+    original.save(out, format="PNG", pnginfo=info)
+    question = make_question(people["kure"])
+    (stored,) = attachment_service.store(people["kure"], [attachment_service.Upload("画面.png", out.getvalue())],
+                                         question=question, post_type="question", post_id=question.id)
+    data = attachment_service.attachment_store().read(stored.storage_key)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.text == {} and image.tobytes() == original.tobytes()

@@ -7,11 +7,15 @@
   changes nothing.
 - Files are stored under keys the app chooses (app/storage.py). A file written for a transaction
   that is rolled back is removed again.
+- JPEG and PNG images are stored without their metadata (EXIF with the camera's GPS position and
+  the author, XMP, IPTC, comments, text chunks): nobody looking at a shared photo sees it, and it
+  could name the municipality of an anonymous case. A photo taken sideways is turned upright first.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import zipfile
 from dataclasses import dataclass
 
@@ -25,6 +29,8 @@ from app.models import Attachment, Case, Question, User, case_attachments
 from app.services.errors import Forbidden, ValidationFailed
 from app.services.validation import parse_int
 from app.storage import attachment_store, new_key
+
+log = logging.getLogger(__name__)
 
 ALLOWED_LABEL = "PNG・JPEG・GIF の画像、PDF、テキスト・ログ、CSV、Excel（xlsx）、Word（docx）、ZIP"
 THUMBNAIL_SIZE = (320, 240)
@@ -102,6 +108,42 @@ def _thumbnail(data: bytes) -> bytes | None:
         return None
 
 
+EXIF_ORIENTATION = 0x0112
+
+
+def without_metadata(data: bytes, kind: str) -> bytes:
+    """A JPEG or PNG as it shows, without what it carries besides the picture. A JPEG is saved
+    with its own quantisation tables (``quality="keep"``: no visible loss) unless it has to be
+    turned upright; the colour profile stays. Other files (and an animated PNG) are left as they
+    are; an image Pillow cannot write again is kept as uploaded (logged)."""
+    if kind not in ("image/jpeg", "image/png"):
+        return data
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if getattr(image, "is_animated", False):
+                return data
+            profile = image.info.get("icc_profile")
+            out = io.BytesIO()
+            if kind == "image/jpeg":
+                # Pillow writes the image's own comment unless told otherwise; EXIF only when given.
+                clean = {"icc_profile": profile, "exif": b"", "comment": b""}
+                if image.getexif().get(EXIF_ORIENTATION, 1) in (None, 1):
+                    image.save(out, format="JPEG", quality="keep", **clean)
+                else:
+                    ImageOps.exif_transpose(image).save(out, format="JPEG", quality=90, **clean)
+            else:
+                options = {"icc_profile": profile, "exif": b""} if profile else {"exif": b""}
+                if "transparency" in image.info:
+                    options["transparency"] = image.info["transparency"]
+                image.save(out, format="PNG", **options)
+            return out.getvalue()
+    except Exception:   # noqa: BLE001 - Pillow raises many kinds; the upload itself was checked
+        log.warning("image metadata could not be removed; the image is kept as uploaded", exc_info=True)
+        return data
+
+
 def clean_filename(name: str) -> str:
     """The display name: the last path part, no control characters, at most 200 characters."""
     name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -146,6 +188,7 @@ def store(user: User, uploads: list[Upload], *, question: Question | None, post_
     storage = attachment_store()
     stored: list[Attachment] = []
     for upload, kind in checked:
+        upload = Upload(upload.filename, without_metadata(upload.data, kind))
         key = new_key()
         storage.put(key, upload.data)
         _remember_written(key)
