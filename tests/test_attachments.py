@@ -258,6 +258,8 @@ def test_a_file_the_check_cannot_read_is_shared_only_when_kept_with_a_reason(cli
     assert refused.status_code == 409 and refused.get_json()["error"]["code"] == "sensitive_data"
     assert [(f["field"], f["kind"], f["text"], f["attachment_id"]) for f in refused.get_json()["error"]["findings"]] \
         == [("attachments", "unchecked", "quote.pdf", attachment.id)]
+    message = refused.get_json()["error"]["message"]
+    assert "中身を自動で確認できないファイルが 1 件" in message and "伏せる" not in message   # a file cannot be masked
     assert db.session.get(Case, case.id).state == "draft"
 
     login(people["desk"])
@@ -294,12 +296,21 @@ def test_the_case_editor_adds_an_image_to_a_shared_case_only_when_it_was_opened(
     editor = client.get(f"/cases/{case.id}/edit").get_data(as_text=True)
     assert 'name="files_checked"' in editor
     refused = client.post(f"/cases/{case.id}/attachments", data={"files": (io.BytesIO(png_bytes()), "画面.png")},
-                          content_type="multipart/form-data", follow_redirects=True)
-    assert "中身を自動で確認できないもの" in refused.get_data(as_text=True)
+                          content_type="multipart/form-data")
+    # the message beside the files (the page is scrolled to them), and what to do again
+    assert refused.status_code == 409
+    html = refused.get_data(as_text=True)
+    section = html[html.index('id="attachments"'):]
+    assert "中身を自動で確認できないもの" in section and "もう一度選んでください" in section
     assert db.session.scalar(select(Attachment)) is None
-    client.post(f"/cases/{case.id}/attachments", data={"files": (io.BytesIO(png_bytes()), "画面.png"), "files_checked": "y"},
-                content_type="multipart/form-data")
+    saved = client.post(f"/cases/{case.id}/attachments",
+                        data={"files": (io.BytesIO(png_bytes()), "画面.png"), "files_checked": "y"},
+                        content_type="multipart/form-data")
+    assert saved.status_code == 302 and saved.headers["Location"].endswith("#attachments")
     assert [a.filename for a in db.session.get(Case, case.id).attachments] == ["画面.png"]
+    editor = client.get(f"/cases/{case.id}/edit").get_data(as_text=True)
+    head, section = editor.split('id="attachments"', 1)
+    assert "添付ファイルを保存しました。" in section and "添付ファイルを保存しました。" not in head
 
 
 def _photo(orientation: int = 1) -> bytes:

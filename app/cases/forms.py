@@ -53,7 +53,7 @@ class CaseAttachmentsForm(FlaskForm):
     """Which files the case carries (its thread's files, files uploaded while curating)."""
 
     files = MultipleFileField("ファイルを追加")
-    files_checked = BooleanField("追加するファイルを開き、個別の情報（IPアドレス、ホスト名、氏名、パスワードなど）がないことを確認しました")
+    files_checked = BooleanField("新しく付けるファイルを開き、個別の情報（IPアドレス、ホスト名、氏名、パスワードなど）がないことを確認しました")
     submit = SubmitField("添付ファイルを保存")
 
 

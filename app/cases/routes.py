@@ -121,17 +121,8 @@ def edit(case_id: int):
     case = _visible_case_or_404(case_id)
     if not policy.can_edit_case(current_user, case):
         abort(403)
-    form = CaseForm(obj=None if request.method == "POST" else case)
-    form.category.choices = [SelectChoice("", "選択してください")] + [
-        SelectChoice(c.slug, c.name) for c in curation.active_categories() or [case.category]]
-    if case.category.slug not in {choice.value for choice in form.category.choices}:
-        form.category.choices.append(SelectChoice(case.category.slug, f"{case.category.name}（使用停止）"))
-    if request.method == "GET":
-        form.category.data = case.category.slug
-        form.tags.data = "、".join(t.name for t in case.tags)
+    form = _case_form(case, posted=request.method == "POST")
     fields = case.text_fields
-    for name, label in fields:
-        form[name].label.text = label  # an article's body is its ``issue``
     previews = None
     if form.validate_on_submit():
         if form.preview.data:
@@ -155,11 +146,33 @@ def edit(case_id: int):
                     return redirect(url_for("cases.publish", case_id=case.id, _anchor="share"))
                 flash(f"{noun}を保存しました。", "success")
                 return redirect(url_for("cases.show", case_id=case.id, _anchor="case"))
+    return _edit_page(case, form, previews=previews)
+
+
+def _case_form(case: Case, posted: bool) -> CaseForm:
+    """The editor's form: the posted values, or the case's; categories in use (and the case's own,
+    retired); each text field labelled as this kind of case calls it."""
+    form = CaseForm(obj=None if posted else case)
+    form.category.choices = [SelectChoice("", "選択してください")] + [
+        SelectChoice(c.slug, c.name) for c in curation.active_categories() or [case.category]]
+    if case.category.slug not in {choice.value for choice in form.category.choices}:
+        form.category.choices.append(SelectChoice(case.category.slug, f"{case.category.name}（使用停止）"))
+    if not posted:
+        form.category.data = case.category.slug
+        form.tags.data = "、".join(t.name for t in case.tags)
+    for name, label in case.text_fields:
+        form[name].label.text = label  # an article's body is its ``issue``
+    return form
+
+
+def _edit_page(case: Case, form: CaseForm, previews=None, attachment_form=None, carried=None,
+               attachment_error: str | None = None, status: int = 200):
     return render_template(
-        "cases/edit.html", case=case, form=form, fields=fields, previews=previews,
-        attachment_form=CaseAttachmentsForm(formdata=None),
-        choosable=attachment_service.choosable_for_case(case), carried={a.id for a in case.attachments},
-    )
+        "cases/edit.html", case=case, form=form, fields=case.text_fields, previews=previews,
+        attachment_form=attachment_form or CaseAttachmentsForm(formdata=None),
+        choosable=attachment_service.choosable_for_case(case),
+        carried={a.id for a in case.attachments} if carried is None else carried, attachment_error=attachment_error,
+    ), status
 
 
 @bp.route("/cases/articles/new", methods=["GET", "POST"])
@@ -285,7 +298,8 @@ def _sharing_page(case: Case, form: PublishForm, mode: str, status: int = 200, e
             finding["before"] = source[max(0, finding["position"] - 20):finding["position"]]
             finding["after"] = source[finding["end"]:finding["end"] + 20]
         finding["problem"] = (
-            "伏せるか、理由を書いて残してください。" if open_flagged and not finding["kept"]
+            ("開いて確認し、理由を書いて残すか、事例から外してください。" if finding["kind"] == case_service.UNCHECKED
+             else "伏せるか、理由を書いて残してください。") if open_flagged and not finding["kept"]
             else "残す理由を書いてください。" if reasonless_flagged and finding["kept"] and not finding["reason"].strip()
             else "")
         by_field.setdefault(finding["field"], []).append(finding)
@@ -527,9 +541,23 @@ def attachments(case_id: int):
     if not form.validate_on_submit():
         abort(400)
     chosen = request.form.getlist("attachment")
-    commit_or_flash(lambda: case_service.update_attachments(current_user, case, chosen, uploads_from(form.files.name),
-                                                            files_checked=bool(form.files_checked.data)),
-                    "添付ファイルを保存しました。", error_status_aborts=(403,))
+    uploads = uploads_from(form.files.name)
+    try:
+        case_service.update_attachments(current_user, case, chosen, uploads, files_checked=bool(form.files_checked.data))
+    except ServiceError as error:
+        # The page again, the message beside the files (not at the top of a page scrolled down to
+        # them), the ticks as they were; a browser cannot keep a chosen file, so say so.
+        db.session.rollback()
+        if error.status == 403:
+            abort(403)
+        message = " ".join(error.errors.values()) or error.message
+        if uploads:
+            message += " 新しく付けるファイルは、もう一度選んでください。"
+        ticked = {i for i in map(parse_int, chosen) if i is not None}
+        return _edit_page(case, _case_form(case, posted=False), attachment_form=form, carried=ticked,
+                          attachment_error=message, status=error.status)
+    db.session.commit()
+    flash("添付ファイルを保存しました。", "inline-attachments")
     return redirect(url_for("cases.edit", case_id=case.id, _anchor="attachments"))
 
 

@@ -286,9 +286,12 @@ def _apply_sharing(user: User, case: Case, visibility: str, anonymous, keep) -> 
     if visibility != Visibility.PRIVATE.value:
         open_findings = [f for f in sensitive_findings(case, anonymous) if f["text"] not in kept]
         if open_findings:
-            raise SensitiveDataFound(
-                f"個別の情報が {len(open_findings)} 件あります。伏せるか、理由を添えて残してください。", open_findings
-            )
+            files = sum(f["kind"] == UNCHECKED for f in open_findings)
+            details = len(open_findings) - files
+            raise SensitiveDataFound("".join([
+                f"個別の情報が {details} 件あります。伏せるか、理由を添えて残してください。" if details else "",
+                f"中身を自動で確認できないファイルが {files} 件あります。開いて確認し、理由を添えて残すか、事例から外してください。"
+                if files else ""]), open_findings)
     case.visibility = visibility
     case.anonymous = anonymous
     return visibility, kept
@@ -480,9 +483,10 @@ def update_attachments(user: User, case: Case, chosen_ids, uploads=(), files_che
                 + "、".join(f"{f['attachment']}の{f['label']}「{f['text']}」" for f in detected), detected)
         if unread and not files_checked:
             raise SensitiveDataFound(
-                "共有中の事例に付けるファイルのうち、中身を自動で確認できないもの（画像・PDF・Excel・Word・ZIP）があります: "
+                "共有中の事例に新しく付けるファイルのうち、中身を自動で確認できないもの（画像・PDF・Excel・Word・ZIP）があります: "
                 + "、".join(f"「{f['attachment']}」" for f in unread)
-                + "。開いて個別の情報がないことを確かめ、「中身を確認しました」にチェックしてから保存してください。", unread)
+                + "。開いて個別の情報がないことを確かめ、確認したことを示して（画面では「新しく付けるファイルを開き、"
+                "…確認しました」のチェック、API では files_checked=true）保存してください。", unread)
         if unread:
             audit.record(user, "case.attachment_checked", case,
                          f"#{case.id}: 中身を確認済みとして添付 " + "、".join(f["attachment"] for f in unread))
