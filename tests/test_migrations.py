@@ -110,3 +110,41 @@ def test_existing_threads_survive_the_upgrade_to_statuses_that_say_whose_move_it
         assert {(r.priority, r.kind) for r in rows} == {("normal", "question")}
         db.session.remove()
         db.engine.dispose()
+
+
+def test_comments_made_by_earlier_merges_learn_their_merged_question_on_upgrade(tmp_path):
+    """0015: a merge's comment names the question it came from; comments made before are found by
+    the marker the merge wrote, with the merged question's author (a look-alike is not)."""
+    from pathlib import Path
+
+    from sqlalchemy import select, text
+
+    from app.content import load_reference
+    from app.models import Comment, Municipality
+    from app.services import accounts
+    from app.services import questions as question_service
+
+    app = migrated_app(f"sqlite:///{tmp_path / 'old.db'}")
+    with app.app_context():
+        upgrade()
+        load_reference(Path(app.config["CONTENT_DIR"]))
+        kure = db.session.scalar(select(Municipality).where(Municipality.name == "呉市"))
+        staff = accounts.create_user("kure", "correct-horse-battery", "municipal", kure)
+        other = accounts.create_user("kure2", "correct-horse-battery", "municipal", kure)
+        desk = accounts.create_user("desk", "correct-horse-battery", "helpdesk", None)
+        ask = {"body": "パスワード Zx9!secret", "category": "network"}
+        source = question_service.ask_question(staff, {**ask, "title": "統合元"})
+        target = question_service.ask_question(staff, {**ask, "title": "統合先"})
+        question_service.merge_into(desk, source, target.id)
+        source_id = source.id
+        question_service.post_comment(other, target, {"body": f"（統合された相談 #{source_id}「統合元」）\n\nまねただけ"})
+        db.session.commit()
+        db.session.execute(text("UPDATE comments SET merged_from_id = NULL"))   # as before 0015
+        db.session.commit()
+        db.session.remove()
+        downgrade(revision="0014_cases_state_scope_index")
+        upgrade()
+        rows = {c.author.username: c.merged_from_id for c in db.session.scalars(select(Comment))}
+        assert rows == {"kure": source_id, "kure2": None}
+        db.session.remove()
+        db.engine.dispose()

@@ -144,6 +144,12 @@ class Case(db.Model):
         return Visibility.narrower(self.visibility_enum, self.consent_enum)
 
     @property
+    def shared_beyond_owner(self) -> bool:
+        """Published and read by other municipalities: what it carries travels (edits and files
+        that would add a sensitive detail are refused)."""
+        return self.state == CaseState.PUBLISHED.value and self.shared_visibility is not Visibility.PRIVATE
+
+    @property
     def state_enum(self) -> CaseState:
         return CaseState(self.state)
 

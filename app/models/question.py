@@ -121,7 +121,8 @@ class Question(EditablePost, db.Model):
         cascade="all, delete-orphan",
     )
     comments: Mapped[list[Comment]] = relationship(
-        back_populates="question", order_by="Comment.id", cascade="all, delete-orphan"
+        back_populates="question", order_by="Comment.id", foreign_keys="Comment.question_id",
+        cascade="all, delete-orphan",
     )
     resolved_answer: Mapped[Answer | None] = relationship(foreign_keys=[resolved_answer_id], post_update=True)
     notes: Mapped[list[InternalNote]] = relationship(
@@ -198,8 +199,10 @@ class Comment(EditablePost, db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # A merged question's text lives on as this comment of the target thread (``merge_into``).
+    merged_from_id: Mapped[int | None] = mapped_column(ForeignKey("questions.id", ondelete="SET NULL"), index=True)
 
-    question: Mapped[Question] = relationship(back_populates="comments")
+    question: Mapped[Question] = relationship(back_populates="comments", foreign_keys=[question_id])
     author: Mapped[User] = relationship(foreign_keys=[author_id])
 
 

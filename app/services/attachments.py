@@ -134,7 +134,7 @@ def without_metadata(data: bytes, kind: str) -> bytes:
                 else:
                     ImageOps.exif_transpose(image).save(out, format="JPEG", quality=90, **clean)
             else:
-                options = {"icc_profile": profile, "exif": b""} if profile else {"exif": b""}
+                options = {"exif": b"", **({"icc_profile": profile} if profile else {})}
                 if "transparency" in image.info:
                     options["transparency"] = image.info["transparency"]
                 image.save(out, format="PNG", **options)

@@ -135,7 +135,7 @@ def update_case(user: User, case: Case, data: dict) -> Case:
                                                      keep=[t.name for t in case.tags])
     if errors:
         raise ValidationFailed(errors)
-    if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE:
+    if case.shared_beyond_owner:
         # A case already shared beyond its owner: an edit may not add details that must not travel.
         values = {k: v for k, v in changes.items() if k in SHARED_FIELDS}
         if "tags" in changes:
@@ -473,7 +473,7 @@ def update_attachments(user: User, case: Case, chosen_ids, uploads=(), files_che
     added = attachment_service.store(user, list(uploads), question=None, post_type="case", post_id=case.id)
     chosen = attachment_service.choose_for_case(user, case, [*(chosen_ids or []), *(a.id for a in added)])
     new = [a for a in chosen if a.id not in before]
-    if case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE and new:
+    if case.shared_beyond_owner and new:
         findings = [f for f in sensitive_findings(case, attachments=new) if f["field"] == "attachments"]
         detected = [f for f in findings if f["kind"] != UNCHECKED]
         unread = [f for f in findings if f["kind"] == UNCHECKED]

@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from app import policy
 from app.extensions import db
-from app.models import Case, CaseState, User, Visibility, utcnow
+from app.models import Case, User, utcnow
 from app.search.sync import queue_case
 from app.services import audit
 from app.services.cases import SHARED_FIELD_LABELS, SHARED_FIELDS, owner_names, personal_names
@@ -138,7 +138,7 @@ def undo_token(user: User, case: Case, masked: list[Masked]) -> str:
 
 def can_undo(case: Case) -> bool:
     """Masked text goes back only into a case that is not shared beyond its owner."""
-    return not (case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE)
+    return not case.shared_beyond_owner
 
 
 def undo(user: User, case: Case, token: str) -> list[Masked]:

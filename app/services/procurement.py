@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from app import policy
 from app.extensions import db
-from app.models import Case, CaseState, ProcurementDetails, User, Visibility, utcnow
+from app.models import Case, CaseState, ProcurementDetails, User, utcnow
 from app.models.procurement import PROCUREMENT_TEXT_FIELDS, CountUnit, ProcurementContract, SystemCategory
 from app.services import audit
 from app.services.errors import Conflict, Forbidden, SensitiveDataFound, ValidationFailed
@@ -64,7 +64,7 @@ def _kept(details: ProcurementDetails | None) -> list[dict]:
 
 
 def _shared_beyond_owner(case: Case) -> bool:
-    return case.state == CaseState.PUBLISHED.value and case.shared_visibility is not Visibility.PRIVATE
+    return case.shared_beyond_owner
 
 
 def save_details(user: User, case: Case, data) -> ProcurementDetails:

@@ -426,7 +426,7 @@ def merge_into(user: User, source: Question, target_id) -> Question:
         db.session.execute(update(model).where(model.question_id == source.id).values(question_id=target.id))
     # The source's own text becomes a comment of the target, with its author, time and files.
     moved = Comment(question_id=target.id, author_id=source.asker_id, created_at=source.created_at,
-                    body=f"{_merge_marker(source)}{source.title}」）\n\n{source.body}")
+                    merged_from_id=source.id, body=f"（統合された相談 #{source.id}「{source.title}」）\n\n{source.body}")
     db.session.add(moved)
     db.session.flush()
     db.session.execute(update(Attachment).where(Attachment.question_id == source.id, Attachment.post_type == "question")
@@ -509,44 +509,31 @@ def revisions(post) -> list[PostRevision]:
 def withdraw_post(user: User, post):
     """Remove a post's text everywhere (a password pasted by mistake): the post, its earlier
     versions, and the same text in a case drafted from the thread. A question merged into another
-    thread lives on there as a comment (``merge_into``): withdrawing either withdraws both. Who
-    withdrew it and when stay."""
+    thread lives on there as a comment (``Comment.merged_from_id``): withdrawing either withdraws
+    both, and both threads' cases lose the texts of both. Who withdrew it and when stay."""
     lock_for_update(post)
     if not policy.can_withdraw_post(user, post):
         raise Forbidden("この投稿は取り下げられません。")
-    twin = _merged_twin(post)
-    for each in (post, *([twin] if twin is not None and not twin.is_withdrawn else [])):
-        _withdraw(user, each)
+    posts = [post, *(twin for twin in [_merged_twin(post)] if twin is not None and not twin.is_withdrawn)]
+    texts = [t for each in posts for t in [each.body, *(r.body for r in revisions(each))] if t.strip()]
+    for each in posts:
+        _withdraw(user, each, texts)
     return post
 
 
-def _merge_marker(source: Question) -> str:
-    return f"（統合された相談 #{source.id}「"
-
-
 def _merged_twin(post):
-    """The other copy of a merged question's text: the comment ``merge_into`` made of it in the
-    target thread, or, for that comment, the merged question."""
+    """The other copy of a merged question's text: the comment ``merge_into`` made of it, or, for
+    that comment, the merged question."""
     if isinstance(post, Question):
-        if post.merged_into_id is None:
-            return None
-        return db.session.scalar(select(Comment).where(
-            Comment.question_id == post.merged_into_id, Comment.author_id == post.asker_id,
-            Comment.body.startswith(_merge_marker(post), autoescape=True)).order_by(Comment.id).limit(1))
-    if isinstance(post, Comment) and post.body.startswith("（統合された相談 #"):
-        source_id = parse_int(post.body[len("（統合された相談 #"):].partition("「")[0])
-        source = db.session.get(Question, source_id) if source_id is not None else None
-        if source is not None and source.merged_into_id == post.question_id and source.asker_id == post.author_id:
-            return source
+        return db.session.scalar(select(Comment).where(Comment.merged_from_id == post.id).limit(1))
+    if isinstance(post, Comment) and post.merged_from_id is not None:
+        return db.session.get(Question, post.merged_from_id)
     return None
 
 
-def _withdraw(user: User, post) -> None:
+def _withdraw(user: User, post, texts: list[str]) -> None:
     lock_for_update(post)
     kind = post_type(post)
-    texts = [post.body] + [r.body for r in revisions(post)]
-    if kind == "comment" and post.body.startswith("（統合された相談 #"):
-        texts.append(post.body.partition("）\n\n")[2])   # the merged question's own text, as a case quotes it
     db.session.execute(PostRevision.__table__.delete().where(
         PostRevision.post_type == kind, PostRevision.post_id == post.id))
     post.body = ""
@@ -558,7 +545,7 @@ def _withdraw(user: User, post) -> None:
     question = post if kind == "question" else post.question
     case = db.session.scalar(select(Case).where(Case.question_id == question.id))
     if case is not None:
-        _remove_from_case(user, case, [t for t in texts if t.strip()])
+        _remove_from_case(user, case, texts)
     db.session.flush()
     audit.record(user, "post.withdraw", question, f"相談 #{question.id} の{POST_LABELS[kind]}を取り下げ")
 
